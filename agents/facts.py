@@ -1,0 +1,91 @@
+"""The compact, sortable form of an accepted event that the fold and the state table keep."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any, NamedTuple
+
+from schemas.events import BaseEvent
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+# Contract section 3: the rank that breaks ties between events of one timestamp.
+TYPE_RANK: dict[str, int] = {
+    "lead.created": 0,
+    "lead.touch": 1,
+    "lead.scored": 2,
+    "lead.mql": 3,
+    "lead.assigned": 4,
+    "lead.contacted": 5,
+    "lead.accepted": 6,
+    "lead.rejected": 7,
+    "opportunity.created": 8,
+    "deal.won": 9,
+    "deal.lost": 10,
+}
+SALES_RANK_MIN = TYPE_RANK["lead.assigned"]
+
+
+class Fact(NamedTuple):
+    """An accepted event reduced to what the fold reads; tuples sort in the contract's order."""
+
+    ts: int  # occurred_at in microseconds since the epoch, UTC
+    rank: int
+    event_id: str
+    source: str | None = None
+    campaign_id: str | None = None
+    score: int | None = None
+    owner_id: str | None = None
+    reason: str | None = None
+    opportunity_id: str | None = None
+    amount: str | None = None
+    currency: str | None = None
+
+    @property
+    def event_type(self) -> str:
+        return EVENT_TYPES_BY_RANK[self.rank]
+
+    @property
+    def is_sales(self) -> bool:
+        return self.rank >= SALES_RANK_MIN
+
+    @classmethod
+    def from_event(cls, event: BaseEvent) -> Fact:
+        data = event.__dict__
+        amount = data.get("amount")
+        return cls(
+            ts=to_micros(event.occurred_at),
+            rank=TYPE_RANK[data["event_type"]],
+            event_id=event.event_id,
+            source=data.get("source"),
+            campaign_id=data.get("campaign_id"),
+            score=data.get("score"),
+            owner_id=data.get("owner_id"),
+            reason=data.get("reason"),
+            opportunity_id=data.get("opportunity_id"),
+            amount=None if amount is None else str(amount),
+            currency=data.get("currency"),
+        )
+
+    @classmethod
+    def from_row(cls, row: list[Any]) -> Fact:
+        return cls(*row)
+
+
+EVENT_TYPES_BY_RANK = tuple(sorted(TYPE_RANK, key=TYPE_RANK.__getitem__))
+
+
+def to_micros(moment: datetime) -> int:
+    """Microseconds since the epoch of an aware datetime, exact."""
+    delta = moment - EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def from_micros(micros: int) -> datetime:
+    """The UTC datetime of a microsecond timestamp, exact."""
+    return EPOCH + timedelta(microseconds=micros)
+
+
+def to_decimal(amount: str | None) -> Decimal | None:
+    return None if amount is None else Decimal(amount)

@@ -1,0 +1,323 @@
+"""The lifecycle fold of contract section 3: a lead's distinct events in, its rows out, no I/O."""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from agents.facts import Fact, from_micros, to_decimal, to_micros
+
+SUCCESS_RANK = {"lead": 1, "mql": 2, "sal": 3, "sql": 4}
+SUCCESS_STAGES = ("lead", "mql", "sal", "sql")
+OPEN_STAGES = frozenset({None, "lead", "mql", "sal", "sql"})
+CLOSED_FOR_REQUALIFY = frozenset({"lost", "recycled", "disqualified"})
+STAGES = ("lead", "mql", "sal", "sql", "won", "lost", "recycled", "disqualified")
+
+# Event type rank -> success-path target (contract section 3, "Targets").
+_SUCCESS_TARGET = {0: "lead", 3: "mql", 6: "sal", 8: "sql"}
+_RANK_ASSIGNED, _RANK_CONTACTED, _RANK_REJECTED = 4, 5, 7
+_RANK_CREATED, _RANK_TOUCH, _RANK_SCORED, _RANK_MQL = 0, 1, 2, 3
+_RANK_OPPORTUNITY, _RANK_WON, _RANK_LOST = 8, 9, 10
+
+
+@dataclass(frozen=True, slots=True)
+class FoldConfig:
+    """What the fold needs from the settings."""
+
+    sla_seconds: float
+    recycle_reasons: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class LeadSnapshot:
+    """One lead's rows: the ``lead_lifecycle`` row (no ``updated_at``), transitions and SLA rows."""
+
+    lead_id: str
+    version: int
+    lifecycle: dict[str, Any]
+    transitions: list[dict[str, Any]]
+    sla: list[dict[str, Any]]
+
+
+@dataclass(slots=True)
+class _Cycle:
+    """The per-cycle part of the state."""
+
+    number: int
+    top: int = 0  # rank of the highest success stage entered in this cycle
+    entries: dict[str, int] = field(default_factory=dict)
+    first_contact_at: int | None = None
+    rejection_reason: str | None = None
+    lost_reason: str | None = None
+    opportunity_id: str | None = None
+    amount: str | None = None
+    currency: str | None = None
+    response: tuple[int, int] | None = None  # (ts, rank) of the first sales response
+    owner_id: str | None = None  # the lead's owner when the cycle ended (or now)
+
+
+class LeadFold:
+    """The running fold of one lead: add events in any order, read its snapshot at any time.
+
+    Events that sort after every event seen so far are applied in O(1); an event that lands
+    earlier triggers one refold of the lead's (few) events, so adding is never slower than
+    refolding.
+    """
+
+    __slots__ = (
+        "_campaign",
+        "_cycles",
+        "_ids",
+        "_owner",
+        "_score",
+        "_source",
+        "_stage",
+        "_transitions",
+        "config",
+        "facts",
+        "lead_id",
+    )
+
+    def __init__(self, lead_id: str, config: FoldConfig, facts: Iterable[Fact] = ()) -> None:
+        self.lead_id = lead_id
+        self.config = config
+        self.facts: list[Fact] = []
+        self._ids: set[str] = set()
+        for fact in facts:
+            if fact.event_id not in self._ids:
+                self._ids.add(fact.event_id)
+                self.facts.append(fact)
+        self.facts.sort()
+        self._refold()
+
+    # -- adding events -------------------------------------------------------------------
+
+    def add(self, fact: Fact) -> bool:
+        """Add one event; False when its ``event_id`` was seen already (nothing changes)."""
+        if fact.event_id in self._ids:
+            return False
+        self._ids.add(fact.event_id)
+        if not self.facts or fact > self.facts[-1]:
+            self.facts.append(fact)
+            self._apply(fact)
+        else:
+            bisect.insort(self.facts, fact)
+            self._refold()
+        return True
+
+    def __contains__(self, event_id: str) -> bool:
+        return event_id in self._ids
+
+    @property
+    def event_count(self) -> int:
+        return len(self.facts)
+
+    # -- the rules of contract section 3 -------------------------------------------------
+
+    def _refold(self) -> None:
+        self._stage: str | None = None
+        self._cycles: list[_Cycle] = [_Cycle(1)]
+        self._transitions: list[tuple[int, str, int, bool]] = []
+        self._source: str | None = None
+        self._campaign: list[str | None] = [None, None, None]  # created, touch, mql
+        self._owner: str | None = None
+        self._score: int | None = None
+        for fact in self.facts:
+            self._apply(fact)
+
+    def _apply(self, fact: Fact) -> None:
+        rank, ts = fact.rank, fact.ts
+        cycle = self._cycles[-1]
+        self._apply_attributes(fact)
+        target = self._target(fact)
+        if target is not None:
+            self._apply_stage(target, fact, ts)
+            cycle = self._cycles[-1]
+        if fact.is_sales:
+            if rank != _RANK_ASSIGNED and cycle.response is None:
+                cycle.response = (ts, rank)
+            if rank == _RANK_CONTACTED and cycle.first_contact_at is None:
+                cycle.first_contact_at = ts
+            if rank == _RANK_OPPORTUNITY and self._stage in OPEN_STAGES:
+                cycle.opportunity_id, cycle.amount = fact.opportunity_id, fact.amount
+                cycle.currency = fact.currency
+        cycle.owner_id = self._owner
+
+    def _apply_attributes(self, fact: Fact) -> None:
+        rank = fact.rank
+        if rank == _RANK_CREATED and self._source is None:
+            self._source = fact.source
+        if rank in (_RANK_CREATED, _RANK_TOUCH, _RANK_MQL) and fact.campaign_id is not None:
+            slot = {_RANK_CREATED: 0, _RANK_TOUCH: 1, _RANK_MQL: 2}[rank]
+            if self._campaign[slot] is None:
+                self._campaign[slot] = fact.campaign_id
+        if fact.is_sales and fact.owner_id is not None:
+            self._owner = fact.owner_id
+        if rank in (_RANK_SCORED, _RANK_MQL) and fact.score is not None:
+            self._score = fact.score
+
+    def _target(self, fact: Fact) -> str | None:
+        rank = fact.rank
+        if rank in _SUCCESS_TARGET:
+            return _SUCCESS_TARGET[rank]
+        if rank == _RANK_WON:
+            return "won"
+        if rank == _RANK_LOST:
+            return "lost"
+        if rank == _RANK_REJECTED:
+            return "recycled" if fact.reason in self.config.recycle_reasons else "disqualified"
+        return None
+
+    def _apply_stage(self, target: str, fact: Fact, ts: int) -> None:
+        stage = self._stage
+        cycle = self._cycles[-1]
+        if target == "mql" and stage in CLOSED_FOR_REQUALIFY:
+            cycle = _Cycle(cycle.number + 1, owner_id=self._owner)
+            self._cycles.append(cycle)
+            self._enter(cycle, "mql", ts, inferred=False)
+            return
+        if target in SUCCESS_RANK:
+            if stage in OPEN_STAGES and SUCCESS_RANK[target] > cycle.top:
+                self._infer_up_to(cycle, SUCCESS_RANK[target] - 1, ts)
+                self._enter(cycle, target, ts, inferred=False)
+            return
+        if target == "won":
+            if stage == "won":
+                return
+            self._infer_up_to(cycle, SUCCESS_RANK["sql"], ts)
+            self._enter(cycle, "won", ts, inferred=False)
+            cycle.opportunity_id, cycle.amount = fact.opportunity_id, fact.amount
+            cycle.currency = fact.currency
+            return
+        if stage not in OPEN_STAGES:
+            return
+        if target == "lost":
+            self._infer_up_to(cycle, SUCCESS_RANK["sql"], ts)
+            self._enter(cycle, "lost", ts, inferred=False)
+            cycle.lost_reason = fact.reason
+            cycle.opportunity_id = fact.opportunity_id
+        else:  # recycled or disqualified: no inference
+            self._enter(cycle, target, ts, inferred=False)
+            cycle.rejection_reason = fact.reason
+
+    def _infer_up_to(self, cycle: _Cycle, rank: int, ts: int) -> None:
+        for stage_rank in range(cycle.top + 1, rank + 1):
+            self._enter(cycle, SUCCESS_STAGES[stage_rank - 1], ts, inferred=True)
+
+    def _enter(self, cycle: _Cycle, stage: str, ts: int, *, inferred: bool) -> None:
+        cycle.entries[stage] = ts
+        if stage in SUCCESS_RANK:
+            cycle.top = SUCCESS_RANK[stage]
+        self._stage = stage
+        self._transitions.append((cycle.number, stage, ts, inferred))
+
+    # -- reading the result --------------------------------------------------------------
+
+    def _sla_rows(self, now_us: int) -> list[dict[str, Any]]:
+        sla_us = round(self.config.sla_seconds * 1_000_000)
+        rows = []
+        for cycle in self._cycles:
+            mql_at = cycle.entries.get("mql")
+            if mql_at is None:
+                continue
+            deadline = mql_at + sla_us
+            responded_at = response_type = response_seconds = None
+            if cycle.response is not None:
+                responded_at = cycle.response[0]
+                response_type = Fact(0, cycle.response[1], "").event_type
+                response_seconds = max(0, responded_at - mql_at) / 1_000_000
+                status = "met" if response_seconds <= self.config.sla_seconds else "breached"
+            else:
+                status = "breached" if now_us > deadline else "pending"
+            rows.append(
+                {
+                    "lead_id": self.lead_id,
+                    "cycle_no": cycle.number,
+                    "mql_at": from_micros(mql_at),
+                    "deadline": from_micros(deadline),
+                    "responded_at": None if responded_at is None else from_micros(responded_at),
+                    "response_type": response_type,
+                    "response_seconds": response_seconds,
+                    "status": status,
+                    "owner_id": cycle.owner_id,
+                }
+            )
+        return rows
+
+    def pending_deadline(self) -> datetime | None:
+        """When the current cycle's SLA turns breached with no further event (None: it cannot)."""
+        cycle = self._cycles[-1]
+        mql_at = cycle.entries.get("mql")
+        if mql_at is None or cycle.response is not None:
+            return None
+        return from_micros(mql_at + round(self.config.sla_seconds * 1_000_000))
+
+    def snapshot(self, now: datetime) -> LeadSnapshot:
+        """The lead's rows as of wall-clock ``now`` (which only decides pending vs breached)."""
+        now_us = to_micros(now)
+        cycle = self._cycles[-1]
+        sla_rows = self._sla_rows(now_us)
+        current_sla = (
+            sla_rows[-1] if sla_rows and sla_rows[-1]["cycle_no"] == cycle.number else None
+        )
+        clock_breach = (
+            current_sla is not None
+            and current_sla["responded_at"] is None
+            and current_sla["status"] == "breached"
+        )
+        first_lead = self._cycles[0].entries.get("lead")
+        entries = cycle.entries
+        campaign = next((c for c in self._campaign if c is not None), None)
+        lifecycle: dict[str, Any] = {
+            "lead_id": self.lead_id,
+            "stage": self._stage,
+            "cycle_no": cycle.number,
+            "source": self._source,
+            "campaign_id": campaign,
+            "owner_id": self._owner,
+            "score": self._score,
+            "lead_at": None if first_lead is None else from_micros(first_lead),
+        }
+        for stage in STAGES[1:]:
+            at = entries.get(stage)
+            lifecycle[f"{stage}_at"] = None if at is None else from_micros(at)
+        lifecycle.update(
+            {
+                "first_contact_at": None
+                if cycle.first_contact_at is None
+                else from_micros(cycle.first_contact_at),
+                "rejection_reason": cycle.rejection_reason,
+                "lost_reason": cycle.lost_reason,
+                "opportunity_id": cycle.opportunity_id,
+                "amount": to_decimal(cycle.amount),
+                "currency": cycle.currency,
+                "sla_status": None if current_sla is None else current_sla["status"],
+                "response_seconds": None
+                if current_sla is None
+                else current_sla["response_seconds"],
+                "event_count": len(self.facts),
+                "is_orphan": self._source is None,
+                "last_event_at": from_micros(self.facts[-1].ts) if self.facts else None,
+            }
+        )
+        transitions = [
+            {
+                "lead_id": self.lead_id,
+                "cycle_no": number,
+                "stage": stage,
+                "entered_at": from_micros(ts),
+                "inferred": inferred,
+            }
+            for number, stage, ts, inferred in self._transitions
+        ]
+        version = 2 * len(self.facts) + (1 if clock_breach else 0)
+        lifecycle["version"] = version
+        return LeadSnapshot(self.lead_id, version, lifecycle, transitions, sla_rows)
+
+
+def fold(lead_id: str, facts: Iterable[Fact], config: FoldConfig, now: datetime) -> LeadSnapshot:
+    """The pure fold: a lead's events (any order, duplicates allowed) to its rows at ``now``."""
+    return LeadFold(lead_id, config, facts).snapshot(now)

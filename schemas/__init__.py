@@ -1,0 +1,1 @@
+"""Event schemas of contract section 2 and the dead-letter classifier."""

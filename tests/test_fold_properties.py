@@ -1,0 +1,91 @@
+"""Hypothesis properties of the fold: any order, any duplicates, same result."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from agents.facts import TYPE_RANK, Fact
+from agents.fold import FoldConfig, LeadFold, fold
+
+CONFIG = FoldConfig(sla_seconds=24 * 3600.0, recycle_reasons=frozenset({"nurture", "timing"}))
+NOW = datetime(2026, 6, 1, tzinfo=UTC)
+BASE_US = 1_767_225_600_000_000  # 2026-01-01
+HOUR_US = 3_600_000_000
+
+# A few distinct instants, so that ties between timestamps are frequent.
+timestamps = st.integers(min_value=0, max_value=60).map(lambda h: BASE_US + h * HOUR_US)
+maybe = st.one_of(st.none(), st.sampled_from(["a", "b"]))
+
+
+@st.composite
+def facts(draw: st.DrawFn, index: int) -> Fact:
+    event_type = draw(st.sampled_from(sorted(TYPE_RANK)))
+    rank = TYPE_RANK[event_type]
+    amount = draw(st.sampled_from(["0", "10.50", "999.99"]))
+    return Fact(
+        ts=draw(timestamps),
+        rank=rank,
+        event_id=f"e{index}",
+        source=draw(st.sampled_from(["web", "ads"])) if rank == 0 else None,
+        campaign_id=draw(maybe) if rank in (0, 1, 3) else None,
+        score=draw(st.none() | st.integers(0, 100)) if rank in (2, 3) else None,
+        owner_id=draw(maybe) if rank >= 4 else None,
+        reason=draw(st.sampled_from(["nurture", "timing", "bad_fit", None]))
+        if rank in (7, 10)
+        else None,
+        opportunity_id=draw(st.sampled_from(["O1", "O2"])) if rank in (8, 9, 10) else None,
+        amount=amount if rank in (8, 9) else None,
+        currency=draw(st.sampled_from(["EUR", "USD"])) if rank in (8, 9) else None,
+    )
+
+
+@st.composite
+def leads(draw: st.DrawFn) -> list[Fact]:
+    size = draw(st.integers(min_value=1, max_value=14))
+    return [draw(facts(i)) for i in range(size)]
+
+
+@settings(max_examples=300, deadline=None)
+@given(events=leads(), data=st.data())
+def test_any_order_and_duplicates_fold_to_the_same_result(
+    events: list[Fact], data: st.DataObject
+) -> None:
+    duplicates = data.draw(st.lists(st.sampled_from(events), max_size=len(events)))
+    shuffled = data.draw(st.permutations(events + duplicates))
+    assert fold("L", shuffled, CONFIG, NOW) == fold("L", events, CONFIG, NOW)
+
+
+@settings(max_examples=300, deadline=None)
+@given(events=leads(), data=st.data())
+def test_adding_one_by_one_equals_folding_at_once(events: list[Fact], data: st.DataObject) -> None:
+    order = data.draw(st.permutations(events + events[:2]))
+    running = LeadFold("L", CONFIG)
+    for fact in order:
+        running.add(fact)
+    assert running.snapshot(NOW) == fold("L", events, CONFIG, NOW)
+
+
+@settings(max_examples=200, deadline=None)
+@given(events=leads())
+def test_invariants_of_any_lead(events: list[Fact]) -> None:
+    snap = fold("L", events, CONFIG, NOW)
+    row = snap.lifecycle
+    assert row["event_count"] == len({f.event_id for f in events})
+    keys = [(t["cycle_no"], t["stage"]) for t in snap.transitions]
+    assert len(keys) == len(set(keys)), "a stage is entered at most once per cycle"
+    times = [t["entered_at"] for t in snap.transitions]
+    assert times == sorted(times), "transitions are entered in time order"
+    if snap.transitions:
+        assert row["stage"] == snap.transitions[-1]["stage"]
+        assert row["cycle_no"] == snap.transitions[-1]["cycle_no"]
+    assert [s["cycle_no"] for s in snap.sla] == sorted(
+        {t["cycle_no"] for t in snap.transitions if t["stage"] == "mql"}
+    )
+    assert row["is_orphan"] == (row["source"] is None)
+    for sla in snap.sla:
+        if sla["response_seconds"] is not None:
+            assert sla["response_seconds"] >= 0
+        assert sla["status"] in ("met", "breached", "pending")
