@@ -29,7 +29,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 typecheck: $(STAMP)
-	$(BIN)/mypy pipeline schemas agents sinks
+	$(BIN)/mypy $(wildcard pipeline schemas agents sinks)
 
 check: lint typecheck test
 
