@@ -21,11 +21,63 @@ def _schemas(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _not_yet(name: str) -> Handler:
-    def handler(args: argparse.Namespace, settings: Settings) -> int:
-        raise LeadflowError(f"'leadflow {name}' is not available yet in this version")
+def _worker(args: argparse.Namespace, settings: Settings) -> int:
+    from pipeline.worker import run_worker
 
-    return handler
+    return run_worker(settings, loglevel=args.loglevel)
+
+
+def _broker(args: argparse.Namespace, settings: Settings) -> int:
+    from pipeline.broker import run_foreground
+
+    host, _, port = settings.bootstrap_servers[0].rpartition(":")
+    print(f"leadflow: embedded broker on {host}:{port} (memory only; Ctrl-C stops it)")
+    return run_foreground(host, int(port), settings.tansu_bin)
+
+
+def _db(args: argparse.Namespace, settings: Settings) -> int:
+    from sinks import upgrade
+
+    upgrade(settings.database_url)
+    print(f"database at {settings.database_url} is up to date")
+    return 0
+
+
+def _publish(args: argparse.Namespace, settings: Settings) -> int:
+    from pipeline.publishing import publish_file
+
+    summary = publish_file(settings, Path(args.file))
+    print(f"published {summary.sent} events, refused {len(summary.refused)} lines")
+    return 1 if summary.refused else 0
+
+
+def _simulate(args: argparse.Namespace, settings: Settings) -> int:
+    from pipeline.publishing import send_simulated, simulated_traffic
+
+    messages = simulated_traffic(args.leads, args.seed, args.key_mode)
+    sent = send_simulated(settings, messages, args.rate)
+    bad = sum(1 for m in messages if not m.valid)
+    print(f"published {sent} messages for {args.leads} leads ({bad} deliberately bad)")
+    return 0
+
+
+def _report(args: argparse.Namespace, settings: Settings) -> int:
+    from pipeline.report import run_report
+
+    return run_report(settings.database_url, args.format, sys.stdout)
+
+
+def _demo(args: argparse.Namespace, settings: Settings) -> int:
+    from pipeline.demo import run_demo
+
+    return run_demo(settings, args.leads, args.seed, args.keep_running)
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -54,22 +106,63 @@ def build_parser() -> argparse.ArgumentParser:
         "leadflow schemas ./event-schemas",
     )
     sub.add_argument("directory", help="folder to write <event_type>.schema.json files into")
-    for name, help_text in (
-        ("worker", "run a pipeline worker (all agents); migrates the tables first"),
-        ("broker", "run the embedded Kafka-compatible broker in the foreground"),
-        ("demo", "the main job on embedded defaults, then a funnel report"),
-        ("simulate", "publish realistic synthetic marketing and sales events"),
-        ("report", "print the funnel, conversion, speed-to-lead and SLA report"),
-    ):
-        add(name, _not_yet(name), help_text, f"leadflow {name}")
+    sub = add(
+        "worker",
+        _worker,
+        "run a pipeline worker (all agents); creates or migrates the tables first",
+        "LEADFLOW_BROKER=kafka://127.0.0.1:9092 leadflow worker",
+    )
+    sub.add_argument("--loglevel", default="info", choices=["debug", "info", "warning", "error"])
+    add(
+        "broker",
+        _broker,
+        "run the embedded Kafka-compatible broker (Tansu, memory only) in the foreground",
+        "LEADFLOW_BROKER=kafka://127.0.0.1:9092 leadflow broker",
+    )
+    sub = add(
+        "demo",
+        _demo,
+        "the main job on embedded defaults: broker, worker, simulated traffic and SQLite, "
+        "then the funnel report",
+        "leadflow demo --leads 500",
+    )
+    sub.add_argument("--leads", type=_positive, default=5000, help="leads to simulate")
+    sub.add_argument("--seed", type=int, default=1, help="seed of the simulated traffic")
+    sub.add_argument(
+        "--keep-running", action="store_true", help="keep serving /metrics until Ctrl-C"
+    )
+    sub = add(
+        "simulate",
+        _simulate,
+        "publish realistic synthetic marketing and sales events",
+        "leadflow simulate --leads 1000 --rate 500 --seed 7",
+    )
+    sub.add_argument("--leads", type=_positive, default=1000, help="leads to simulate")
+    sub.add_argument("--rate", type=float, default=0.0, help="messages per second (0: no limit)")
+    sub.add_argument("--seed", type=int, default=1, help="seed: same seed, same traffic")
+    sub.add_argument(
+        "--key-mode",
+        choices=["lead_id", "none", "random"],
+        default="lead_id",
+        help="message keys: the lead_id (as producers should), none, or random",
+    )
+    sub = add(
+        "report",
+        _report,
+        "print the funnel, conversion, speed-to-lead, SLA and revenue report from the store",
+        "leadflow report --format json",
+    )
+    sub.add_argument("--format", choices=["table", "json", "csv"], default="table")
     sub = add(
         "publish",
-        _not_yet("publish"),
-        "publish events from a JSON Lines file",
+        _publish,
+        "publish events from a JSON Lines file (validated first; exit 1 if any line is refused)",
         "leadflow publish events.jsonl",
     )
-    sub.add_argument("file")
-    db = add("db", _not_yet("db"), "database commands", "leadflow db upgrade")
+    sub.add_argument(
+        "file", help='JSON Lines: {"topic": "marketing"|"sales", "value": {...}} or a bare event'
+    )
+    db = add("db", _db, "database commands: upgrade applies the migrations", "leadflow db upgrade")
     db.add_argument("action", choices=["upgrade"])
     return parser
 

@@ -69,8 +69,10 @@ def parse_line(line: bytes, line_no: int, now: datetime) -> Outgoing | Refusal:
 
 
 def _is_wrapper(document: Any) -> bool:
-    return isinstance(document, dict) and "event_type" not in document and (
-        "topic" in document or "value" in document
+    return (
+        isinstance(document, dict)
+        and "event_type" not in document
+        and ("topic" in document or "value" in document)
     )
 
 
@@ -78,7 +80,8 @@ def _wrapped(document: dict[str, Any], line_no: int, now: datetime) -> Outgoing 
     topic = document.get("topic")
     if topic not in TOPIC_KINDS:
         return Refusal(
-            line_no, "invalid_event",
+            line_no,
+            "invalid_event",
             f'line {line_no}: "topic" must be "marketing" or "sales", got {json.dumps(topic)}',
         )
     if "value" not in document:

@@ -30,6 +30,13 @@ class Settings(BaseSettings):
     topic_lifecycle: str = Field(default="lead-lifecycle", min_length=1)
     topic_dead_letters: str = Field(default="lead-dead-letters", min_length=1)
     tansu_bin: str | None = None
+    # Beyond the contract's table: tuning with safe defaults.
+    web_host: str = "127.0.0.1"
+    replication_factor: int = Field(default=1, ge=1)
+    session_timeout: float = Field(default=10.0, ge=1.0, le=300.0)
+    batch_size: int = Field(default=2000, ge=1, le=100_000)
+    batch_seconds: float = Field(default=0.1, gt=0, le=10.0)
+    store_retry_max_seconds: float = Field(default=30.0, gt=0)
 
     @field_validator("recycle_reasons", mode="before")
     @classmethod

@@ -67,14 +67,22 @@ RECYCLE_REASONS = ("not_now", "nurture", "no_budget", "timing")
 DISQUALIFY_REASONS = ("bad_fit", "no_fit", "duplicate", "spam", "student")
 LOST_REASONS = ("price", "competitor", "no_decision", "timing", "product_fit", None)
 COUNTRY_CURRENCY = (
-    ("BR", "BRL", 0.30), ("US", "USD", 0.22), ("DE", "EUR", 0.10), ("FR", "EUR", 0.07),
-    ("GB", "GBP", 0.10), ("ES", "EUR", 0.05), ("PT", "EUR", 0.04), ("NL", "EUR", 0.04),
-    ("CA", "USD", 0.04), ("MX", "USD", 0.04),
+    ("BR", "BRL", 0.30),
+    ("US", "USD", 0.22),
+    ("DE", "EUR", 0.10),
+    ("FR", "EUR", 0.07),
+    ("GB", "GBP", 0.10),
+    ("ES", "EUR", 0.05),
+    ("PT", "EUR", 0.04),
+    ("NL", "EUR", 0.04),
+    ("CA", "USD", 0.04),
+    ("MX", "USD", 0.04),
 )
 CAMPAIGNS_PER_CHANNEL = {"paid_search": 12, "social": 8, "email": 10, "display": 5, "referral": 4}
 MARKETING_SYSTEMS, SALES_SYSTEMS = ("hubspot", "marketo"), ("salesforce", "pipedrive")
 _OFFSETS = (
-    (timezone(timedelta(hours=2)), 0.4), (timezone(timedelta(hours=-3)), 0.4),
+    (timezone(timedelta(hours=2)), 0.4),
+    (timezone(timedelta(hours=-3)), 0.4),
     (timezone(timedelta(hours=5, minutes=30)), 0.2),
 )
 _WORDS = ("Blue", "North", "Green", "Silver", "Bright", "Iron", "Cedar", "Nova", "Delta", "Summit")
@@ -231,7 +239,10 @@ def _emit(rng: random.Random, lead: _Lead, event_type: str, at: datetime, **fiel
 def _emit_created(rng: random.Random, lead: _Lead, at: datetime, country: str) -> None:
     has_email, has_company = rng.random() < 0.9, rng.random() < 0.7
     _emit(
-        rng, lead, "lead.created", at,
+        rng,
+        lead,
+        "lead.created",
+        at,
         source=lead.channel,
         campaign_id=lead.campaign_id,
         email=f"{lead.lead_id}@example.com" if has_email else None,
@@ -282,7 +293,11 @@ def _handoff(rng: random.Random, lead: _Lead, mql_at: datetime) -> tuple[str, da
             return "open", None
     contacted_at = _contact_time(rng, mql_at)
     if contacted_at is None or not _emit(
-        rng, lead, "lead.contacted", max(contacted_at, at), owner_id=lead.owner,
+        rng,
+        lead,
+        "lead.contacted",
+        max(contacted_at, at),
+        owner_id=lead.owner,
         channel=rng.choice(("phone", "email", "phone", "linkedin")),
     ):
         return "open", None
@@ -547,6 +562,14 @@ def _not_an_object(rng: random.Random, body: dict[str, Any]) -> tuple[str, bytes
 
 
 _BAD_KINDS = (
-    _truncated, _unknown_type, _wrong_topic, _naive_timestamp, _negative_amount, _schema_v2,
-    _not_utf8, _missing_field, _ancient, _not_an_object,
+    _truncated,
+    _unknown_type,
+    _wrong_topic,
+    _naive_timestamp,
+    _negative_amount,
+    _schema_v2,
+    _not_utf8,
+    _missing_field,
+    _ancient,
+    _not_an_object,
 )

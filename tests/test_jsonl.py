@@ -61,9 +61,9 @@ def test_both_forms_routed_with_lead_key_and_original_value(tmp_path: Path) -> N
         (2, "sales", b"L-1"),
         (3, "marketing", b"L-1"),
     ]
-    assert outgoing[0].value == json.dumps(
-        created(extra_field="kept"), separators=(",", ":")
-    ).encode()
+    assert (
+        outgoing[0].value == json.dumps(created(extra_field="kept"), separators=(",", ":")).encode()
+    )
     assert outgoing[1].value == json.dumps(bare_sales, separators=(",", ":")).encode()
 
 
@@ -111,9 +111,13 @@ def test_every_refusal_kind_with_its_line_number(tmp_path: Path) -> None:
 
 
 def test_amounts_keep_their_exact_value(tmp_path: Path) -> None:
-    path = write(tmp_path, line(won(12.5)), '{"event_id":"e-3","event_type":"deal.won",'
-                 '"lead_id":"L-1","occurred_at":"2025-05-03T09:00:00Z","opportunity_id":"O-1",'
-                 '"amount":1234567890123456.78,"currency":"EUR"}')
+    path = write(
+        tmp_path,
+        line(won(12.5)),
+        '{"event_id":"e-3","event_type":"deal.won",'
+        '"lead_id":"L-1","occurred_at":"2025-05-03T09:00:00Z","opportunity_id":"O-1",'
+        '"amount":1234567890123456.78,"currency":"EUR"}',
+    )
     outgoing, refusals = read_jsonl(path, NOW)
     assert refusals == []
     assert b'"amount":12.5,' in outgoing[0].value

@@ -160,8 +160,9 @@ def test_clean_traffic_and_edge_arguments() -> None:
 
 
 def test_in_order_when_window_is_zero() -> None:
-    messages = simulate(100, seed=2, start=START, bad_share=0.0, duplicate_share=0.0,
-                        shuffle_window=0)
+    messages = simulate(
+        100, seed=2, start=START, bad_share=0.0, duplicate_share=0.0, shuffle_window=0
+    )
     times = [classify(m.value, m.topic_kind, START) for m in messages]
     moments = [t.occurred_at for t in times if isinstance(t, BaseEvent)]
     assert moments == sorted(moments)

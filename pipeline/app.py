@@ -1,0 +1,174 @@
+"""The Faust app factory: topics, the per-lead state table, the agents, health and metrics."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Awaitable
+from dataclasses import dataclass, field
+from signal import SIGTERM
+from typing import Any
+
+import faust
+from prometheus_client import generate_latest
+
+from agents.fold import FoldConfig
+from agents.processor import LeadProcessor
+from agents.stream import run_batches
+from pipeline.metrics import Metrics
+from pipeline.settings import Settings
+from pipeline.topics import STATE_TABLE, TopicNames
+from sinks.store import Sink
+
+log = logging.getLogger("leadflow")
+# aiohttp refuses a charset inside content_type; the exposition format is UTF-8 anyway.
+METRICS_CONTENT_TYPE = "text/plain; version=0.0.4"
+
+
+@dataclass
+class WorkerState:
+    """What the web pages and the CLI read about a running worker."""
+
+    ready: bool = False
+    fatal: str | None = None
+    batches: int = 0
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+def faust_settings(settings: Settings) -> dict[str, Any]:
+    """Faust options: raw bytes everywhere, fast group start-up, at-least-once."""
+    return {
+        "broker": [f"kafka://{server}" for server in settings.bootstrap_servers],
+        "topic_partitions": settings.partitions,
+        "topic_replication_factor": settings.replication_factor,
+        "key_serializer": "raw",
+        "value_serializer": "raw",
+        "store": "memory://",
+        "consumer_auto_offset_reset": "earliest",
+        # A new group waits about half the session timeout for its members to join.
+        "broker_session_timeout": settings.session_timeout,
+        "broker_rebalance_timeout": settings.session_timeout,
+        "broker_heartbeat_interval": max(0.3, settings.session_timeout / 10),
+        "broker_commit_interval": 1.0,
+        "stream_wait_empty": False,
+        "producer_linger": 0.002,
+        "web_enabled": True,
+        "web_bind": settings.web_host,
+        "web_port": settings.web_port,
+        "web_in_thread": False,
+    }
+
+
+class LeadflowApp(faust.App):
+    """A Faust app that also carries the worker's state and its batch processor."""
+
+    leadflow: WorkerState
+    processor: LeadProcessor
+
+
+def create_app(
+    settings: Settings,
+    *,
+    sink: Sink,
+    partition_counts: dict[str, int],
+    metrics: Metrics | None = None,
+) -> LeadflowApp:
+    """Build the pipeline's Faust app; ``partition_counts`` come from ``ensure_topics``."""
+    names = TopicNames.of(settings)
+    metrics = metrics or Metrics.create()
+    state = WorkerState()
+    app = LeadflowApp(settings.app_id, **faust_settings(settings))
+    table = app.Table(
+        STATE_TABLE,
+        default=None,
+        partitions=settings.partitions,
+        use_partitioner=True,
+        key_type=str,
+        value_type=bytes,
+    )
+    producer_ready = False
+
+    async def send(topic: str, key: bytes | None, value: bytes) -> Awaitable[Any]:
+        nonlocal producer_ready
+        if not producer_ready:
+            await _prime_producer(app, names)
+            producer_ready = True
+        return await app.producer.send(topic, key, value, None, None, None)
+
+    processor = LeadProcessor(
+        names=names,
+        partitions=settings.partitions,
+        partition_counts=partition_counts,
+        config=FoldConfig(settings.sla_seconds, frozenset(settings.recycle_reasons)),
+        table=table,
+        sink=sink,
+        send=send,
+        metrics=metrics,
+        retry_max_seconds=settings.store_retry_max_seconds,
+    )
+
+    def on_fatal(message: str) -> None:
+        state.fatal = message
+        log.critical("leadflow worker stops: %s", message)
+        os.kill(os.getpid(), SIGTERM)
+
+    inputs = app.topic(*names.inputs, key_type=bytes, value_type=bytes)
+    rekeyed = app.topic(names.rekeyed, key_type=bytes, value_type=bytes)
+
+    @app.agent(inputs, name="leadflow.ingest")
+    async def ingest(stream: Any) -> Any:
+        async for size in run_batches(
+            stream,
+            processor.handle_input,
+            processor,
+            on_fatal,
+            settings.batch_size,
+            settings.batch_seconds,
+        ):
+            state.batches += 1
+            yield size
+
+    @app.agent(rekeyed, name="leadflow.rekeyed")
+    async def fold_rekeyed(stream: Any) -> Any:
+        async for size in run_batches(
+            stream,
+            processor.handle_rekeyed,
+            processor,
+            on_fatal,
+            settings.batch_size,
+            settings.batch_seconds,
+        ):
+            state.batches += 1
+            yield size
+
+    @app.on_rebalance_complete.connect  # type: ignore[arg-type]
+    async def _ready(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
+        await _prime_producer(app, names)
+        state.ready = True
+
+    @app.on_partitions_assigned.connect  # type: ignore[arg-type]
+    async def _assigned(sender: Any, assigned: Any, **kwargs: Any) -> None:
+        processor.keep_partitions({tp.partition for tp in assigned if tp.topic == names.rekeyed})
+
+    @app.page("/health")
+    async def health(web: Any, request: Any) -> Any:
+        status = 200 if state.ready and state.fatal is None else 503
+        body = {"ready": state.ready, "fatal": state.fatal, "batches": state.batches}
+        return web.json(body, status=status)
+
+    @app.page("/metrics")
+    async def metrics_page(web: Any, request: Any) -> Any:
+        return web.bytes(generate_latest(metrics.registry), content_type=METRICS_CONTENT_TYPE)
+
+    app.leadflow = state
+    app.processor = processor
+    return app
+
+
+async def _prime_producer(app: LeadflowApp, names: TopicNames) -> None:
+    # With use_partitioner the table's changelog writes need the producer to know the topic's
+    # partitions; aiokafka only loads them lazily, and the first write would fail without it.
+    producer: Any = app.producer
+    producer = producer._ensure_producer()
+    for topic in (names.changelog, names.rekeyed, names.lifecycle, names.dead_letters):
+        await producer.partitions_for(topic)

@@ -1,0 +1,97 @@
+"""Topic names, and creating them up front with the partition counts the contract asks for."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from pipeline.errors import BrokerError
+from pipeline.settings import Settings
+from schemas.events import topic_kind_of
+
+log = logging.getLogger(__name__)
+STATE_TABLE = "leads"
+
+
+@dataclass(frozen=True, slots=True)
+class TopicNames:
+    """Every topic one pipeline (one ``LEADFLOW_APP_ID``) reads or writes."""
+
+    marketing: str
+    sales: str
+    lifecycle: str
+    dead_letters: str
+    rekeyed: str  # internal: events whose key or partition did not match the lead's partition
+    changelog: str  # internal: the Faust table of per-lead state
+
+    @classmethod
+    def of(cls, settings: Settings) -> TopicNames:
+        return cls(
+            marketing=settings.topic_marketing,
+            sales=settings.topic_sales,
+            lifecycle=settings.topic_lifecycle,
+            dead_letters=settings.topic_dead_letters,
+            rekeyed=f"{settings.app_id}-events-by-lead",
+            changelog=f"{settings.app_id}-{STATE_TABLE}-changelog",
+        )
+
+    @property
+    def inputs(self) -> tuple[str, str]:
+        return (self.marketing, self.sales)
+
+    def topic_of(self, event_type: str) -> str:
+        """The input topic an (accepted) event of this type came from."""
+        return self.marketing if topic_kind_of(event_type) == "marketing" else self.sales
+
+    def kind_of(self, topic: str) -> str:
+        """``marketing`` or ``sales`` for an input topic name."""
+        return "marketing" if topic == self.marketing else "sales"
+
+
+def ensure_topics(settings: Settings, timeout: float = 20.0) -> dict[str, int]:
+    """Create any missing topic with LEADFLOW_PARTITIONS partitions; return every partition count.
+
+    Topics are created before any client asks for metadata: some brokers (Tansu among them)
+    auto-create unknown topics with their own default partition count.
+    """
+    from kafka.admin import KafkaAdminClient, NewTopic
+    from kafka.errors import KafkaError, TopicAlreadyExistsError
+
+    names = TopicNames.of(settings)
+    wanted = [names.marketing, names.sales, names.lifecycle, names.dead_letters, names.rekeyed]
+    try:
+        admin = KafkaAdminClient(
+            bootstrap_servers=settings.bootstrap_servers,
+            client_id=f"{settings.app_id}-admin",
+            request_timeout_ms=int(timeout * 1000),
+        )
+    except KafkaError as exc:
+        raise BrokerError(
+            f"cannot reach the Kafka broker at {settings.broker} ({exc}); "
+            "start one (leadflow broker) or set LEADFLOW_BROKER"
+        ) from None
+    try:
+        existing = set(admin.list_topics())
+        missing = [name for name in wanted if name not in existing]
+        new = [NewTopic(n, settings.partitions, settings.replication_factor) for n in missing]
+        if names.changelog not in existing:
+            new.append(
+                NewTopic(
+                    names.changelog,
+                    settings.partitions,
+                    settings.replication_factor,
+                    topic_configs={"cleanup.policy": "compact"},
+                )
+            )
+        for topic in new:
+            try:
+                admin.create_topics([topic])
+                log.info("created topic %s with %d partitions", topic.name, topic.num_partitions)
+            except TopicAlreadyExistsError:
+                pass
+        described = admin.describe_topics([*wanted, names.changelog])
+        return {item["name"]: len(item["partitions"]) for item in described}
+    except KafkaError as exc:
+        raise BrokerError(f"cannot create or describe topics on {settings.broker}: {exc}") from None
+    finally:
+        admin.close()

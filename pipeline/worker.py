@@ -1,0 +1,44 @@
+"""Running one pipeline worker: migrate the store, create the topics, run the Faust app."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from pipeline.errors import LeadflowError
+from pipeline.settings import Settings
+from pipeline.topics import ensure_topics
+
+log = logging.getLogger("leadflow")
+
+
+def run_worker(settings: Settings, loglevel: str = "info") -> int:
+    """Run until SIGTERM/Ctrl-C; 0 on a clean stop, 1 when a fatal error stopped the worker."""
+    import faust
+
+    from pipeline.app import create_app
+    from sinks import SqlSink, make_engine, upgrade
+
+    upgrade(settings.database_url)
+    counts = ensure_topics(settings)
+    engine = make_engine(settings.database_url)
+    sink = SqlSink(engine)
+    app = create_app(settings, sink=sink, partition_counts=counts)
+    worker = faust.Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
+    try:
+        worker.execute_from_commandline()
+    except SystemExit:
+        pass
+    finally:
+        app.processor.close()
+        sink.close()
+    fatal = app.leadflow.fatal
+    if fatal:
+        raise LeadflowError(f"worker stopped: {fatal}")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover - `leadflow worker` is the entry point
+    from pipeline.settings import load_settings
+
+    sys.exit(run_worker(load_settings()))

@@ -1,0 +1,1 @@
+"""Alembic migrations of the shared store (a package so that installs ship env.py)."""

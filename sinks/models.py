@@ -1,0 +1,132 @@
+"""SQLAlchemy models of the shared store (contract section 4)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, ClassVar
+
+from sqlalchemy import BigInteger, Float, Index, Numeric, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from sinks.types import UTCDateTime
+
+Money = Numeric(18, 2)
+
+
+class Base(DeclarativeBase):
+    """The declarative base of every leadflow table."""
+
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        datetime: UTCDateTime(),
+        Decimal: Money,
+        str: String(),
+        float: Float(),
+    }
+
+
+class LeadLifecycle(Base):
+    """One row per lead: its current state and the snapshot version it came from."""
+
+    __tablename__ = "lead_lifecycle"
+    __table_args__ = (Index("ix_lead_lifecycle_stage_won_at", "stage", "won_at"),)
+
+    lead_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger)
+    stage: Mapped[str | None] = mapped_column(String(16))
+    cycle_no: Mapped[int]
+    source: Mapped[str | None]
+    campaign_id: Mapped[str | None]
+    owner_id: Mapped[str | None]
+    score: Mapped[int | None]
+    lead_at: Mapped[datetime | None]
+    mql_at: Mapped[datetime | None]
+    sal_at: Mapped[datetime | None]
+    sql_at: Mapped[datetime | None]
+    won_at: Mapped[datetime | None]
+    lost_at: Mapped[datetime | None]
+    recycled_at: Mapped[datetime | None]
+    disqualified_at: Mapped[datetime | None]
+    first_contact_at: Mapped[datetime | None]
+    rejection_reason: Mapped[str | None]
+    lost_reason: Mapped[str | None]
+    opportunity_id: Mapped[str | None]
+    amount: Mapped[Decimal | None]
+    currency: Mapped[str | None]
+    sla_status: Mapped[str | None] = mapped_column(String(16))
+    response_seconds: Mapped[float | None]
+    event_count: Mapped[int]
+    is_orphan: Mapped[bool]
+    last_event_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime]
+
+
+class LeadStageTransition(Base):
+    """One row per lead, cycle and stage entered."""
+
+    __tablename__ = "lead_stage_transitions"
+    __table_args__ = (Index("ix_lead_stage_transitions_stage_entered_at", "stage", "entered_at"),)
+
+    lead_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    cycle_no: Mapped[int] = mapped_column(primary_key=True)
+    stage: Mapped[str] = mapped_column(String(16), primary_key=True)
+    entered_at: Mapped[datetime]
+    inferred: Mapped[bool]
+
+
+class HandoffSla(Base):
+    """One row per lead and cycle that entered mql."""
+
+    __tablename__ = "handoff_sla"
+
+    lead_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    cycle_no: Mapped[int] = mapped_column(primary_key=True)
+    mql_at: Mapped[datetime]
+    deadline: Mapped[datetime]
+    responded_at: Mapped[datetime | None]
+    response_type: Mapped[str | None] = mapped_column(String(32))
+    response_seconds: Mapped[float | None]
+    status: Mapped[str] = mapped_column(String(16))
+    owner_id: Mapped[str | None]
+
+
+class FunnelDaily(Base):
+    """Stage entries per UTC day, source, campaign and stage."""
+
+    __tablename__ = "funnel_daily"
+
+    day: Mapped[date] = mapped_column(primary_key=True)
+    source: Mapped[str] = mapped_column(primary_key=True)
+    campaign_id: Mapped[str] = mapped_column(primary_key=True)
+    stage: Mapped[str] = mapped_column(String(16), primary_key=True)
+    leads: Mapped[int]
+
+
+class RevenueDaily(Base):
+    """Won deals and their amount per UTC day of the win, source, campaign and currency."""
+
+    __tablename__ = "revenue_daily"
+
+    day: Mapped[date] = mapped_column(primary_key=True)
+    source: Mapped[str] = mapped_column(primary_key=True)
+    campaign_id: Mapped[str] = mapped_column(primary_key=True)
+    currency: Mapped[str] = mapped_column(primary_key=True)
+    won_deals: Mapped[int]
+    won_amount: Mapped[Decimal]
+
+
+class DeadLetterRow(Base):
+    """One rejected message, keyed by where it was read."""
+
+    __tablename__ = "dead_letters"
+
+    topic: Mapped[str] = mapped_column(primary_key=True)
+    partition: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    offset: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    reason: Mapped[str] = mapped_column(String(64))
+    error: Mapped[str] = mapped_column(Text)
+    payload: Mapped[str] = mapped_column(Text)
+    received_at: Mapped[datetime]
+
+
+TABLES = {table.name: table for table in Base.metadata.sorted_tables}

@@ -1,0 +1,191 @@
+"""The SQL sink: one transaction per batch of lead snapshots and dead letters, idempotent."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict
+from datetime import datetime
+from typing import Any, Protocol
+
+from sqlalchemy import Connection, Engine, Table, delete, insert, select, text
+from sqlalchemy.exc import SQLAlchemyError
+
+from agents.fold import LeadSnapshot
+from schemas.classify import DeadLetter
+from sinks.aggregates import (
+    FunnelKey,
+    RevenueKey,
+    funnel_keys,
+    recompute_funnel,
+    recompute_revenue,
+    revenue_key,
+    upsert,
+)
+from sinks.engine import WRITE_OPTION
+from sinks.errors import translate
+from sinks.models import DeadLetterRow, HandoffSla, LeadLifecycle, LeadStageTransition
+
+# Any constant shared by every leadflow writer of one database; "leadflow" in ASCII.
+AGGREGATE_LOCK_ID = 0x6C656164666C6F77
+ID_CHUNK = 500
+
+_lifecycle: Table = LeadLifecycle.__table__  # type: ignore[assignment]
+_transitions: Table = LeadStageTransition.__table__  # type: ignore[assignment]
+_sla: Table = HandoffSla.__table__  # type: ignore[assignment]
+_dead: Table = DeadLetterRow.__table__  # type: ignore[assignment]
+
+
+class Sink(Protocol):
+    """Where the pipeline writes lead snapshots and dead letters."""
+
+    def write_batch(
+        self, snapshots: Sequence[LeadSnapshot], dead_letters: Sequence[DeadLetter], now: datetime
+    ) -> int:
+        """Write one batch atomically; return the number of rows inserted or updated."""
+        ...
+
+    def close(self) -> None:
+        """Release the sink's connections."""
+        ...
+
+
+class SqlSink:
+    """A :class:`Sink` over a SQLAlchemy engine (SQLite or PostgreSQL)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def write_batch(
+        self, snapshots: Sequence[LeadSnapshot], dead_letters: Sequence[DeadLetter], now: datetime
+    ) -> int:
+        """Write one batch in one transaction.
+
+        Returns the rows inserted or updated in lead_lifecycle, lead_stage_transitions,
+        handoff_sla and dead_letters (so replaying a batch returns 0).
+        """
+        if not snapshots and not dead_letters:
+            return 0
+        if now.tzinfo is None:
+            raise ValueError("now must be an aware datetime")
+        try:
+            with self.engine.connect() as conn:
+                conn = conn.execution_options(**{WRITE_OPTION: True})
+                with conn.begin():
+                    written = _write_snapshots(conn, snapshots, now) if snapshots else 0
+                    return written + _write_dead_letters(conn, dead_letters)
+        except SQLAlchemyError as error:
+            raise translate(error, "writing a batch to the store") from error
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def _chunks(items: Sequence[str]) -> Iterable[Sequence[str]]:
+    for start in range(0, len(items), ID_CHUNK):
+        yield items[start : start + ID_CHUNK]
+
+
+def _latest(snapshots: Iterable[LeadSnapshot]) -> dict[str, LeadSnapshot]:
+    latest: dict[str, LeadSnapshot] = {}
+    for snap in snapshots:
+        kept = latest.get(snap.lead_id)
+        if kept is None or snap.version > kept.version:
+            latest[snap.lead_id] = snap
+    return latest
+
+
+def _write_snapshots(conn: Connection, snapshots: Sequence[LeadSnapshot], now: datetime) -> int:
+    if conn.dialect.name == "postgresql":
+        # Serialize writers: aggregate recomputes must see every other writer's committed rows.
+        conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": AGGREGATE_LOCK_ID})
+    latest = _latest(snapshots)
+    old = _read_old_lifecycles(conn, sorted(latest))
+    fresh = [
+        snap
+        for snap in latest.values()
+        if snap.lead_id not in old or old[snap.lead_id]["version"] < snap.version
+    ]
+    if not fresh:
+        return 0
+    ids = sorted(s.lead_id for s in fresh)
+    funnel_touched, revenue_touched = _old_keys(conn, ids, old)
+    for snap in fresh:
+        life = snap.lifecycle
+        funnel_touched |= funnel_keys(
+            ((t["entered_at"], t["stage"]) for t in snap.transitions),
+            life["source"],
+            life["campaign_id"],
+        )
+        key = revenue_key(life)
+        if key is not None:
+            revenue_touched.add(key)
+    written = _replace_lead_rows(conn, fresh, ids, now)
+    recompute_funnel(conn, funnel_touched)
+    recompute_revenue(conn, revenue_touched)
+    return written
+
+
+def _read_old_lifecycles(conn: Connection, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    c = _lifecycle.c
+    columns = (c.lead_id, c.version, c.stage, c.source, c.campaign_id, c.won_at, c.currency)
+    old: dict[str, dict[str, Any]] = {}
+    for chunk in _chunks(ids):
+        for row in conn.execute(select(*columns).where(c.lead_id.in_(chunk))).mappings():
+            old[row["lead_id"]] = dict(row)
+    return old
+
+
+def _old_keys(
+    conn: Connection, ids: Sequence[str], old: dict[str, dict[str, Any]]
+) -> tuple[set[FunnelKey], set[RevenueKey]]:
+    """The aggregate keys the stored rows of the leads about to be replaced count in."""
+    existing = [lead_id for lead_id in ids if lead_id in old]
+    funnel: set[FunnelKey] = set()
+    revenue: set[RevenueKey] = set()
+    entries: dict[str, list[tuple[datetime, str]]] = {lead_id: [] for lead_id in existing}
+    c = _transitions.c
+    for chunk in _chunks(existing):
+        query = select(c.lead_id, c.entered_at, c.stage).where(c.lead_id.in_(chunk))
+        for lead_id, entered_at, stage in conn.execute(query):
+            entries[lead_id].append((entered_at, stage))
+    for lead_id in existing:
+        row = old[lead_id]
+        funnel |= funnel_keys(entries[lead_id], row["source"], row["campaign_id"])
+        key = revenue_key(row)
+        if key is not None:
+            revenue.add(key)
+    return funnel, revenue
+
+
+def _replace_lead_rows(
+    conn: Connection, fresh: Sequence[LeadSnapshot], ids: Sequence[str], now: datetime
+) -> int:
+    rows = [{**snap.lifecycle, "updated_at": now} for snap in fresh]
+    stmt = upsert(conn, _lifecycle)
+    changes = {col.name: stmt.excluded[col.name] for col in _lifecycle.c if not col.primary_key}
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[_lifecycle.c.lead_id],
+        set_=changes,
+        where=_lifecycle.c.version < stmt.excluded.version,
+    )
+    conn.execute(stmt, rows)
+    for chunk in _chunks(ids):
+        conn.execute(delete(_transitions).where(_transitions.c.lead_id.in_(chunk)))
+        conn.execute(delete(_sla).where(_sla.c.lead_id.in_(chunk)))
+    transitions = [row for snap in fresh for row in snap.transitions]
+    sla = [row for snap in fresh for row in snap.sla]
+    if transitions:
+        conn.execute(insert(_transitions), transitions)
+    if sla:
+        conn.execute(insert(_sla), sla)
+    return len(rows) + len(transitions) + len(sla)
+
+
+def _write_dead_letters(conn: Connection, dead_letters: Sequence[DeadLetter]) -> int:
+    if not dead_letters:
+        return 0
+    stmt = upsert(conn, _dead).on_conflict_do_nothing(
+        index_elements=[_dead.c.topic, _dead.c.partition, _dead.c.offset]
+    )
+    result = conn.execute(stmt.returning(_dead.c.topic), [asdict(d) for d in dead_letters])
+    return len(result.all())

@@ -1,0 +1,288 @@
+"""The whole pipeline on a real broker and real stores: worker processes, topics, tables."""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import sys
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from kafka.admin import KafkaAdminClient, NewTopic
+
+from agents.facts import Fact
+from agents.fold import FoldConfig, fold
+from pipeline.broker import EmbeddedBroker
+from pipeline.producer import Publisher
+from pipeline.simulate import SimMessage, simulate
+from schemas.classify import classify
+from schemas.events import BaseEvent
+from sinks import make_engine
+from sinks.queries import funnel_groupby, funnel_rows, revenue_groupby, revenue_rows, table_rows
+from tests.conftest import WorkerFactory, settings_for
+from tests.golden import assert_rows_match, load_scenarios
+
+pytestmark = [pytest.mark.broker, pytest.mark.slow]
+SCENARIOS = load_scenarios()
+SCENARIO_MESSAGES = sum(len(s.published) for s in SCENARIOS)
+TABLES = (
+    "lead_lifecycle",
+    "lead_stage_transitions",
+    "handoff_sla",
+    "funnel_daily",
+    "revenue_daily",
+    "dead_letters",
+)
+
+
+def publish(
+    broker: EmbeddedBroker,
+    database_url: str,
+    messages: list[tuple[str, bytes | None, bytes]],
+) -> None:
+    with Publisher(settings_for(broker, database_url)) as publisher:
+        publisher.send_all(messages)
+
+
+def scenario_messages(
+    key_mode: str = "lead_id", seed: int = 0
+) -> list[tuple[str, bytes | None, bytes]]:
+    rng = random.Random(seed)
+    out: list[tuple[str, bytes | None, bytes]] = []
+    for scenario in SCENARIOS:
+        for message in scenario.published:
+            value = message["value"]
+            key = {
+                "lead_id": value["lead_id"].encode(),
+                "none": None,
+                "random": rng.randbytes(8),
+            }[key_mode]
+            out.append((message["topic"], key, json.dumps(value).encode()))
+    return out
+
+
+def assert_store_matches_scenarios(database_url: str) -> None:
+    engine = make_engine(database_url)
+    try:
+        leads = {row["lead_id"]: row for row in table_rows(engine, "lead_lifecycle")}
+        transitions: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for row in table_rows(engine, "lead_stage_transitions"):
+            transitions[row["lead_id"]].append(row)
+        slas: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for row in table_rows(engine, "handoff_sla"):
+            slas[row["lead_id"]].append(row)
+        assert len(leads) == len({s.lead_id for s in SCENARIOS})
+        for scenario in SCENARIOS:
+            where = f"{scenario.name} "
+            assert_rows_match(leads[scenario.lead_id], scenario.expected["lead_lifecycle"], where)
+            got = sorted(
+                transitions[scenario.lead_id], key=lambda r: (r["cycle_no"], r["entered_at"])
+            )
+            want = scenario.expected["lead_stage_transitions"]
+            assert len(got) == len(want), where
+            for mine, theirs in zip(sorted(got, key=_transition_order), want, strict=True):
+                assert_rows_match(mine, theirs, where + "transition")
+            got_sla = sorted(slas[scenario.lead_id], key=lambda r: r["cycle_no"])
+            assert len(got_sla) == len(scenario.expected["handoff_sla"]), where
+            for mine, theirs in zip(got_sla, scenario.expected["handoff_sla"], strict=True):
+                assert_rows_match(mine, theirs, where + "sla")
+        assert funnel_rows(engine) == funnel_groupby(engine)
+        assert revenue_rows(engine) == revenue_groupby(engine)
+    finally:
+        engine.dispose()
+
+
+_STAGE_ORDER = {
+    s: i
+    for i, s in enumerate(("lead", "mql", "sal", "sql", "lost", "won", "recycled", "disqualified"))
+}
+
+
+def _transition_order(row: dict[str, Any]) -> tuple[Any, ...]:
+    return (row["cycle_no"], row["entered_at"], _STAGE_ORDER[row["stage"]])
+
+
+def dump(database_url: str) -> dict[str, list[dict[str, Any]]]:
+    engine = make_engine(database_url)
+    try:
+        return {table: table_rows(engine, table) for table in TABLES}
+    finally:
+        engine.dispose()
+
+
+# -- golden scenarios through a real worker -------------------------------------------------
+
+
+def test_golden_scenarios_through_a_worker(
+    broker: EmbeddedBroker, database_url: str, start_worker: WorkerFactory
+) -> None:
+    worker = start_worker(database_url)
+    publish(broker, database_url, scenario_messages())
+    worker.wait_processed(SCENARIO_MESSAGES, timeout=60)
+    assert_store_matches_scenarios(database_url)
+
+    before = dump(database_url)
+    publish(broker, database_url, scenario_messages())
+    worker.wait_processed(2 * SCENARIO_MESSAGES, timeout=60)
+    assert dump(database_url) == before, "a replay changed a row"
+
+
+@pytest.mark.parametrize("key_mode", ["none", "random"])
+def test_any_key_and_partition_count_gives_the_same_result(
+    broker: EmbeddedBroker, tmp_path: Any, start_worker: WorkerFactory, key_mode: str
+) -> None:
+    database_url = f"sqlite:///{tmp_path / 'store.db'}"
+    admin = KafkaAdminClient(bootstrap_servers=broker.url.removeprefix("kafka://"))
+    admin.create_topics([NewTopic("marketing-leads", 3, 1), NewTopic("sales-outcomes", 5, 1)])
+    admin.close()
+    worker = start_worker(database_url)
+    publish(broker, database_url, scenario_messages(key_mode, seed=3))
+    worker.wait_processed(SCENARIO_MESSAGES, timeout=60)
+    assert_store_matches_scenarios(database_url)
+
+
+# -- dead letters ----------------------------------------------------------------------------
+
+BAD = [
+    ("marketing", b'{"event_id": "x"', "invalid_json"),
+    (
+        "marketing",
+        b'{"event_id": "b1", "event_type": "lead.created", "lead_id": "B",'
+        b' "occurred_at": "2026-01-01T00:00:00"}',
+        "invalid_event",
+    ),
+    (
+        "sales",
+        b'{"event_id": "b2", "event_type": "lead.teleported", "lead_id": "B",'
+        b' "occurred_at": "2026-01-01T00:00:00Z"}',
+        "unknown_event_type",
+    ),
+    (
+        "marketing",
+        b'{"event_id": "b3", "event_type": "deal.lost", "lead_id": "B",'
+        b' "occurred_at": "2026-01-01T00:00:00Z", "opportunity_id": "O"}',
+        "wrong_topic",
+    ),
+    (
+        "marketing",
+        b'{"event_id": "b4", "event_type": "lead.scored", "lead_id": "B",'
+        b' "occurred_at": "2026-01-01T00:00:00Z", "score": 3, "schema_version": 2}',
+        "unsupported_schema_version",
+    ),
+    (
+        "sales",
+        b'{"event_id": "b5", "event_type": "lead.assigned", "lead_id": "B",'
+        b' "occurred_at": "1990-01-01T00:00:00Z", "owner_id": "r"}',
+        "timestamp_out_of_range",
+    ),
+]
+
+
+def test_every_dead_letter_reason_is_recorded_and_the_worker_goes_on(
+    broker: EmbeddedBroker, database_url: str, start_worker: WorkerFactory
+) -> None:
+    worker = start_worker(database_url)
+    good = scenario_messages()
+    mixed: list[tuple[str, bytes | None, bytes]] = []
+    for i, (topic, key, value) in enumerate(good):
+        mixed.append((topic, key, value))
+        if i < len(BAD):
+            bad_topic, raw, _ = BAD[i]
+            mixed.append((bad_topic, b"B", raw))
+    publish(broker, database_url, mixed)
+    worker.wait_processed(len(mixed), timeout=60)
+    assert_store_matches_scenarios(database_url)
+    engine = make_engine(database_url)
+    letters = table_rows(engine, "dead_letters")
+    engine.dispose()
+    assert sorted(r["reason"] for r in letters) == sorted(reason for _, _, reason in BAD)
+    for row in letters:
+        assert row["topic"] in ("marketing-leads", "sales-outcomes")
+        assert row["offset"] >= 0 and row["partition"] >= 0
+        assert row["error"] and row["payload"]
+    payloads = {r["payload"] for r in letters}
+    assert all(raw.decode() in payloads for _, raw, _ in BAD)
+
+
+# -- simulated traffic equals the pure fold --------------------------------------------------
+
+
+def expected_from(messages: list[SimMessage], now: datetime) -> dict[str, Any]:
+    facts: dict[str, list[Fact]] = defaultdict(list)
+    for message in messages:
+        verdict = classify(message.value, message.topic_kind, now)
+        if isinstance(verdict, BaseEvent):
+            facts[verdict.lead_id].append(Fact.from_event(verdict))
+    config = FoldConfig(24 * 3600.0, frozenset({"not_now", "nurture", "no_budget", "timing"}))
+    return {lead: fold(lead, lead_facts, config, now) for lead, lead_facts in facts.items()}
+
+
+def test_simulated_traffic_equals_the_pure_fold(
+    broker: EmbeddedBroker, database_url: str, start_worker: WorkerFactory
+) -> None:
+    now = datetime.now(UTC)
+    # Old enough that no SLA is still pending: the result cannot depend on when it is read.
+    messages = simulate(400, seed=11, start=now - timedelta(days=3), key_mode="random")
+    worker = start_worker(database_url)
+    publish(broker, database_url, [(m.topic_kind, m.key, m.value) for m in messages])
+    worker.wait_processed(len(messages), timeout=120)
+    expected = expected_from(messages, now)
+
+    engine = make_engine(database_url)
+    leads = {row["lead_id"]: row for row in table_rows(engine, "lead_lifecycle")}
+    transitions = table_rows(engine, "lead_stage_transitions")
+    slas = table_rows(engine, "handoff_sla")
+    letters = table_rows(engine, "dead_letters")
+    funnel_ok = funnel_rows(engine) == funnel_groupby(engine)
+    revenue_ok = revenue_rows(engine) == revenue_groupby(engine)
+    engine.dispose()
+
+    assert set(leads) == set(expected)
+    for lead_id, snapshot in expected.items():
+        row = dict(leads[lead_id])
+        row.pop("updated_at")
+        assert row == snapshot.lifecycle, lead_id
+    want_transitions = sorted(
+        (t["lead_id"], t["cycle_no"], t["stage"], t["entered_at"], t["inferred"])
+        for s in expected.values()
+        for t in s.transitions
+    )
+    got_transitions = sorted(
+        (t["lead_id"], t["cycle_no"], t["stage"], t["entered_at"], t["inferred"])
+        for t in transitions
+    )
+    assert got_transitions == want_transitions
+    assert sorted(tuple(sorted(r.items())) for r in slas) == sorted(
+        tuple(sorted(r.items())) for s in expected.values() for r in s.sla
+    )
+    assert len(letters) == sum(1 for m in messages if not m.valid)
+    assert funnel_ok and revenue_ok
+
+
+# -- the command a user runs -------------------------------------------------------------------
+
+
+def test_demo_command_exits_zero_with_a_report(tmp_path: Any) -> None:
+    from pipeline.broker import free_port
+
+    done = subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", "demo", "--leads", "500"],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        cwd=tmp_path,
+        env={
+            **__import__("os").environ,
+            "LEADFLOW_BROKER": f"kafka://127.0.0.1:{free_port()}",
+            "LEADFLOW_WEB_PORT": str(free_port()),
+            "LEADFLOW_DATABASE_URL": f"sqlite:///{tmp_path / 'leadflow.db'}",
+        },
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "Funnel" in done.stdout or "funnel" in done.stdout
+    assert "won" in done.stdout and "Handoff SLA" in done.stdout
+    assert (tmp_path / "leadflow.db").exists()

@@ -1,0 +1,467 @@
+"""The SQL sink against real SQLite and PostgreSQL stores."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import threading
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+from uuid import uuid4
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import Engine, create_engine, inspect, text
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.pool import NullPool
+
+from agents.facts import TYPE_RANK, Fact
+from agents.fold import FoldConfig, LeadSnapshot, fold
+from pipeline.errors import PermanentStoreError, StoreError
+from schemas.classify import DeadLetter
+from sinks import SqlSink, make_engine, upgrade
+from sinks.engine import WRITE_OPTION
+from sinks.models import TABLES, Base
+from sinks.queries import (
+    funnel_groupby,
+    funnel_rows,
+    read_lead,
+    read_sla,
+    read_transitions,
+    revenue_groupby,
+    revenue_rows,
+    table_rows,
+)
+from sinks.store import AGGREGATE_LOCK_ID
+from tests.golden import Scenario, assert_rows_match, load_scenarios, parse_time
+from tests.test_fold_scenarios import config_of, facts_of
+
+PG_URL = os.environ.get(
+    "LEADFLOW_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+SESSION_TAG = f"sinktest_{uuid4().hex[:12]}"
+SCENARIOS = load_scenarios()
+BY_NAME = {s.name[:2]: s for s in SCENARIOS}
+T1 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+T2 = T1 + timedelta(hours=1)
+_schema_numbers = itertools.count()
+
+
+# -- fixtures ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def pg_admin() -> Iterator[Engine]:
+    engine = create_engine(PG_URL, poolclass=NullPool, connect_args={"connect_timeout": 5})
+    try:
+        with engine.connect():
+            pass
+    except OperationalError as error:
+        engine.dispose()
+        reason = str(error.orig).strip().splitlines()[0] if error.orig else str(error)
+        message = f"POSTGRESQL UNREACHABLE at {PG_URL} ({reason})"
+        if os.environ.get("CI"):
+            pytest.fail(f"{message}: CI is set, so this is a failure", pytrace=False)
+        pytest.skip(f"{message}: POSTGRESQL SINK TESTS SKIPPED")
+    yield engine
+    with engine.begin() as conn:
+        leftovers = conn.execute(
+            text("SELECT nspname FROM pg_namespace WHERE nspname LIKE :tag"),
+            {"tag": SESSION_TAG + "%"},
+        ).scalars()
+        for schema in list(leftovers):
+            conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def store_url(backend: str, request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[str]:
+    """An empty store of its own: a SQLite file, or a fresh PostgreSQL schema in ``test``."""
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp_path / 'store.db'}"
+        return
+    admin: Engine = request.getfixturevalue("pg_admin")
+    schema = f"{SESSION_TAG}_{next(_schema_numbers)}"
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    yield f"{PG_URL}?options=-csearch_path%3D{schema}"
+    with admin.begin() as conn:
+        conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+
+
+@dataclass
+class Store:
+    url: str
+    engine: Engine
+    sink: SqlSink
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[Store]:
+    upgrade(store_url)
+    engine = make_engine(store_url)
+    sink = SqlSink(engine)
+    yield Store(store_url, engine, sink)
+    sink.close()
+
+
+# -- helpers ----------------------------------------------------------------------------------
+
+
+def snapshot_of(
+    scenario: Scenario,
+    lead_id: str | None = None,
+    *,
+    drop_type: str | None = None,
+    keep: int | None = None,
+) -> LeadSnapshot:
+    """The scenario's lead folded, optionally under another id, without one event type or
+    with only its first ``keep`` published events."""
+    facts = facts_of(scenario)
+    if drop_type is not None:
+        facts = [f for f in facts if f.rank != TYPE_RANK[drop_type]]
+    if keep is not None:
+        facts = facts[:keep]
+    return fold(lead_id or scenario.lead_id, facts, config_of(scenario), scenario.now)
+
+
+def dump(engine: Engine) -> dict[str, list[dict[str, Any]]]:
+    return {name: table_rows(engine, name) for name in TABLES}
+
+
+def assert_aggregates_consistent(engine: Engine) -> None:
+    assert funnel_rows(engine) == funnel_groupby(engine)
+    assert revenue_rows(engine) == revenue_groupby(engine)
+
+
+def expected_funnel(scenario: Scenario) -> set[tuple[date, str, str, str, int]]:
+    life = scenario.expected["lead_lifecycle"]
+    src, camp = life["source"] or "unknown", life["campaign_id"] or "unknown"
+    counts = Counter(
+        (parse_time(t["entered_at"]).astimezone(UTC).date(), src, camp, t["stage"])
+        for t in scenario.expected["lead_stage_transitions"]
+    )
+    return {(*key, n) for key, n in counts.items()}
+
+
+def expected_revenue(scenario: Scenario) -> set[tuple[date, str, str, str, int, Decimal]]:
+    life = scenario.expected["lead_lifecycle"]
+    if life["stage"] != "won":
+        return set()
+    day = parse_time(life["won_at"]).astimezone(UTC).date()
+    amount = Decimal(str(life["amount"])).quantize(Decimal("0.01"))
+    src, camp = life["source"] or "unknown", life["campaign_id"] or "unknown"
+    return {(day, src, camp, life["currency"], 1, amount)}
+
+
+def dead_letter(offset: int, payload: str = "{oops") -> DeadLetter:
+    return DeadLetter(
+        "marketing-leads", 3, offset, "invalid_json", "the message is not JSON", payload, T1
+    )
+
+
+# -- golden scenarios -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=[s.name for s in SCENARIOS])
+def test_golden_scenario_rows_in_the_store(store: Store, scenario: Scenario) -> None:
+    snap = snapshot_of(scenario)
+    written = store.sink.write_batch([snap], [], T1)
+    expected = scenario.expected
+    assert written == 1 + len(expected["lead_stage_transitions"]) + len(expected["handoff_sla"])
+
+    lead = read_lead(store.engine, scenario.lead_id)
+    assert lead is not None
+    assert_rows_match(lead, expected["lead_lifecycle"], "lead_lifecycle")
+    assert (lead["version"], lead["updated_at"]) == (snap.version, T1)
+    transitions = read_transitions(store.engine, scenario.lead_id)
+    assert len(transitions) == len(expected["lead_stage_transitions"])
+    pairs = zip(transitions, expected["lead_stage_transitions"], strict=True)
+    for i, (got, want) in enumerate(pairs):
+        assert_rows_match(got, want, f"transition {i}")
+    sla = read_sla(store.engine, scenario.lead_id)
+    assert len(sla) == len(expected["handoff_sla"])
+    for i, (got, want) in enumerate(zip(sla, expected["handoff_sla"], strict=True)):
+        assert_rows_match(got, want, f"handoff_sla {i}")
+    assert funnel_rows(store.engine) == expected_funnel(scenario)
+    assert revenue_rows(store.engine) == expected_revenue(scenario)
+    assert_aggregates_consistent(store.engine)
+
+
+# -- idempotency and versions -----------------------------------------------------------------
+
+
+def all_scenario_snapshots() -> list[LeadSnapshot]:
+    return [snapshot_of(s, f"{s.name[:2]}-{s.lead_id}") for s in SCENARIOS]
+
+
+def test_replaying_a_batch_changes_no_row(store: Store) -> None:
+    batch = all_scenario_snapshots()
+    letters = [dead_letter(1), dead_letter(2)]
+    assert store.sink.write_batch(batch, letters, T1) > 0
+    before = dump(store.engine)
+    assert store.sink.write_batch(batch, letters, T2) == 0
+    for snap in batch:  # and one lead per batch, another split
+        assert store.sink.write_batch([snap], [], T2) == 0
+    assert dump(store.engine) == before
+    assert_aggregates_consistent(store.engine)
+
+
+def test_an_older_version_never_overwrites_a_newer_one(store: Store) -> None:
+    scenario = BY_NAME["04"]
+    newer = snapshot_of(scenario)
+    older = snapshot_of(scenario, keep=len(scenario.published) - 2)
+    assert older.version < newer.version and older.transitions != newer.transitions
+    store.sink.write_batch([newer], [], T1)
+    before = dump(store.engine)
+    assert store.sink.write_batch([older], [], T2) == 0
+    assert dump(store.engine) == before
+
+
+@pytest.mark.parametrize("order", ["newer_first", "older_first"])
+def test_a_batch_keeps_the_highest_version_of_a_lead(store: Store, order: str) -> None:
+    scenario = BY_NAME["04"]
+    newer = snapshot_of(scenario)
+    older = snapshot_of(scenario, keep=3)
+    batch = [newer, older] if order == "newer_first" else [older, newer]
+    store.sink.write_batch(batch, [], T1)
+    lead = read_lead(store.engine, scenario.lead_id)
+    assert lead is not None and lead["version"] == newer.version
+    assert read_transitions(store.engine, scenario.lead_id) == newer.transitions
+    assert read_sla(store.engine, scenario.lead_id) == newer.sla
+    assert_aggregates_consistent(store.engine)
+
+
+def test_a_newer_version_replaces_transitions_and_sla_exactly(store: Store) -> None:
+    scenario = BY_NAME["04"]
+    for keep in range(1, len(scenario.published) + 1):
+        snap = snapshot_of(scenario, keep=keep)
+        store.sink.write_batch([snap], [], T1 + timedelta(minutes=keep))
+        assert read_transitions(store.engine, scenario.lead_id) == snap.transitions
+        assert read_sla(store.engine, scenario.lead_id) == snap.sla
+        assert_aggregates_consistent(store.engine)
+
+
+# -- late lead.created restates the aggregates ------------------------------------------------
+
+
+def test_a_late_created_moves_funnel_rows_from_unknown(store: Store) -> None:
+    scenario = BY_NAME["10"]
+    store.sink.write_batch([snapshot_of(scenario, drop_type="lead.created")], [], T1)
+    assert {row[1] for row in funnel_rows(store.engine)} == {"unknown"}
+    assert_aggregates_consistent(store.engine)
+
+    store.sink.write_batch([snapshot_of(scenario)], [], T2)
+    assert funnel_rows(store.engine) == expected_funnel(scenario)
+    assert all(row[1] == "paid_search" and row[2] == "C-late" for row in funnel_rows(store.engine))
+    assert_aggregates_consistent(store.engine)
+
+
+def test_a_late_created_moves_revenue_rows_from_unknown(store: Store) -> None:
+    scenario = BY_NAME["01"]
+    store.sink.write_batch([snapshot_of(scenario, drop_type="lead.created")], [], T1)
+    early = revenue_rows(store.engine)
+    assert len(early) == 1 and next(iter(early))[1] == "unknown"
+    assert_aggregates_consistent(store.engine)
+
+    store.sink.write_batch([snapshot_of(scenario)], [], T2)
+    assert revenue_rows(store.engine) == expected_revenue(scenario)
+    assert_aggregates_consistent(store.engine)
+
+
+# -- property: aggregates equal their GROUP BY after every write ------------------------------
+
+BASE = datetime(2026, 5, 1, tzinfo=UTC)
+PROPERTY_CONFIG = FoldConfig(sla_seconds=86_400.0, recycle_reasons=frozenset({"not_now"}))
+_examples = itertools.count()
+
+event_spec = st.tuples(
+    st.integers(0, 10),  # type rank
+    st.integers(0, 3 * 24 - 1),  # hour offset: three UTC days
+    st.sampled_from(["ads", "web"]),
+    st.sampled_from(["C1", "C2", None]),
+    st.sampled_from(["not_now", "spam"]),
+    st.sampled_from(["100.00", "250.50"]),
+    st.sampled_from(["EUR", "USD"]),
+)
+
+
+def make_fact(index: int, spec: tuple[int, int, str, str | None, str, str, str]) -> Fact:
+    rank, hours, source, campaign, reason, amount, currency = spec
+    ts = int((BASE + timedelta(hours=hours) - datetime(1970, 1, 1, tzinfo=UTC)).total_seconds())
+    fields: dict[str, Any] = {"ts": ts * 1_000_000, "rank": rank, "event_id": f"e{index}"}
+    if rank == 0:
+        fields.update(source=source, campaign_id=campaign)
+    elif rank == 1:
+        fields.update(campaign_id=campaign or "C3")
+    elif rank in (2, 3):
+        fields.update(score=50, campaign_id=campaign if rank == 3 else None)
+    else:
+        fields.update(owner_id="U1")
+    if rank == 7:
+        fields.update(reason=reason)
+    if rank in (8, 9, 10):
+        fields.update(opportunity_id="O1")
+    if rank in (8, 9):
+        fields.update(amount=amount, currency=currency)
+    return Fact(**fields)
+
+
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    leads=st.lists(st.lists(event_spec, min_size=1, max_size=6), min_size=1, max_size=3),
+    batches=st.lists(
+        st.lists(st.tuples(st.integers(0, 2), st.integers(1, 6)), min_size=1, max_size=4),
+        min_size=1,
+        max_size=5,
+    ),
+)
+def test_aggregates_equal_their_group_by_after_every_write(
+    store: Store,
+    leads: list[list[tuple[int, int, str, str | None, str, str, str]]],
+    batches: list[list[tuple[int, int]]],
+) -> None:
+    prefix = f"P{next(_examples)}"  # the store is shared by every example: fresh lead ids
+    facts = [[make_fact(i, spec) for i, spec in enumerate(specs)] for specs in leads]
+    now = BASE + timedelta(days=10)
+    highest: dict[str, LeadSnapshot] = {}
+    for batch in batches:
+        snaps: list[LeadSnapshot] = []
+        for lead_no, keep in batch:
+            lead_facts = facts[lead_no % len(facts)]
+            lead_id = f"{prefix}-{lead_no % len(facts)}"
+            snap = fold(lead_id, lead_facts[:keep], PROPERTY_CONFIG, now)
+            snaps.append(snap)
+            if lead_id not in highest or snap.version > highest[lead_id].version:
+                highest[lead_id] = snap
+        store.sink.write_batch(snaps, [], now)
+        assert_aggregates_consistent(store.engine)
+    for lead_id, snap in highest.items():
+        lead = read_lead(store.engine, lead_id)
+        assert lead is not None and lead["version"] == snap.version
+        assert read_transitions(store.engine, lead_id) == snap.transitions
+
+
+# -- concurrency ------------------------------------------------------------------------------
+
+
+def test_concurrent_writers_keep_the_aggregates_exact(store: Store) -> None:
+    scenario = BY_NAME["01"]
+    errors: list[BaseException] = []
+
+    def worker(name: str) -> None:
+        sink = SqlSink(make_engine(store.url))
+        try:
+            for i in range(20):
+                batch = [snapshot_of(scenario, f"{name}-{i}-{j}") for j in range(2)]
+                sink.write_batch(batch, [], T1)
+        except BaseException as error:  # reported by the main thread
+            errors.append(error)
+        finally:
+            sink.close()
+
+    threads = [threading.Thread(target=worker, args=(f"W{n}",)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    assert_aggregates_consistent(store.engine)
+    assert {row[4] for row in funnel_rows(store.engine)} == {4 * 20 * 2}
+
+
+def test_a_writer_waits_for_another_writers_transaction(store: Store, backend: str) -> None:
+    done = threading.Event()
+
+    def write() -> None:
+        store.sink.write_batch([snapshot_of(BY_NAME["01"])], [], T1)
+        done.set()
+
+    with store.engine.connect() as holder:
+        holder = holder.execution_options(**{WRITE_OPTION: True})  # SQLite: BEGIN IMMEDIATE
+        with holder.begin():
+            if backend == "postgresql":
+                lock = text("SELECT pg_advisory_xact_lock(:id)")
+                holder.execute(lock, {"id": AGGREGATE_LOCK_ID})
+            thread = threading.Thread(target=write)
+            thread.start()
+            assert not done.wait(0.5), "the write did not wait for the other writer"
+        assert done.wait(10)
+        thread.join()
+    assert_aggregates_consistent(store.engine)
+
+
+# -- dead letters -----------------------------------------------------------------------------
+
+
+def test_dead_letters_are_idempotent_on_topic_partition_offset(store: Store) -> None:
+    assert store.sink.write_batch([], [dead_letter(7), dead_letter(8)], T1) == 2
+    assert store.sink.write_batch([], [dead_letter(7, "other"), dead_letter(9)], T2) == 1
+    rows = table_rows(store.engine, "dead_letters")
+    assert [(r["offset"], r["payload"]) for r in rows] == [(7, "{oops"), (8, "{oops"), (9, "{oops")]
+    assert rows[0]["received_at"] == T1
+
+
+# -- migrations and errors --------------------------------------------------------------------
+
+
+def test_upgrading_twice_is_a_no_op_and_matches_the_models(store: Store) -> None:
+    store.sink.write_batch([snapshot_of(BY_NAME["01"])], [dead_letter(1)], T1)
+    before = dump(store.engine)
+    tables = set(inspect(store.engine).get_table_names())
+    upgrade(store.url)
+    assert dump(store.engine) == before
+    assert set(inspect(store.engine).get_table_names()) == tables
+    with store.engine.connect() as conn:
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all() == [
+            "0001"
+        ]
+        assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
+
+
+def test_a_dropped_table_is_a_permanent_error(store: Store) -> None:
+    with store.engine.begin() as conn:
+        conn.execute(text("DROP TABLE lead_stage_transitions"))
+    with pytest.raises(PermanentStoreError) as caught:
+        store.sink.write_batch([snapshot_of(BY_NAME["01"])], [], T1)
+    assert "\n" not in str(caught.value) and "lead_stage_transitions" in str(caught.value)
+
+
+def test_an_unreachable_store_is_a_retryable_error(backend: str, tmp_path: Any) -> None:
+    if backend == "sqlite":
+        url = f"sqlite:///{tmp_path / 'no' / 'such' / 'dir' / 'store.db'}"
+    else:
+        url = "postgresql://postgres@127.0.0.1:1/test"  # nothing listens on port 1
+    sink = SqlSink(make_engine(url))
+    with pytest.raises(StoreError) as caught:
+        sink.write_batch([snapshot_of(BY_NAME["01"])], [], T1)
+    assert not isinstance(caught.value, PermanentStoreError)
+    assert "\n" not in str(caught.value)
+    sink.close()
+
+
+def test_engine_settings(store: Store, backend: str) -> None:
+    with store.engine.connect() as conn:
+        if backend == "sqlite":
+            pragmas: Sequence[str] = ("journal_mode", "busy_timeout", "foreign_keys")
+            values = [conn.exec_driver_sql(f"PRAGMA {p}").scalar() for p in pragmas]
+            assert values == ["wal", 30_000, 0]
+        else:
+            assert conn.exec_driver_sql("SHOW TIME ZONE").scalar() == "UTC"
+    if backend == "postgresql":
+        assert make_engine("postgresql://u@h/db").url.drivername == "postgresql+psycopg"
+        assert store.engine.pool.size() == 5  # type: ignore[attr-defined]
