@@ -286,3 +286,39 @@ def test_demo_command_exits_zero_with_a_report(tmp_path: Any) -> None:
     assert "Funnel" in done.stdout or "funnel" in done.stdout
     assert "won" in done.stdout and "Handoff SLA" in done.stdout
     assert (tmp_path / "leadflow.db").exists()
+
+
+def test_publish_command_sends_valid_lines_and_reports_refusals(
+    broker: EmbeddedBroker, tmp_path: Any
+) -> None:
+    import os
+
+    from kafka import KafkaConsumer
+
+    good = SCENARIOS[0].published
+    lines = [json.dumps(good[0]), json.dumps(good[1]["value"]), "{not json", ""]
+    lines.append(json.dumps({"topic": "sales", "value": good[0]["value"]}))  # wrong topic
+    lines.append(json.dumps(good[2]))
+    path = tmp_path / "events.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", "publish", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "LEADFLOW_BROKER": broker.url},
+        check=False,
+    )
+    assert done.returncode == 1, done.stderr
+    assert "line 3: refused (invalid_json)" in done.stderr
+    assert "line 5: refused (wrong_topic)" in done.stderr
+    assert "published 3 events, refused 2 lines" in done.stdout
+    consumer = KafkaConsumer(
+        "marketing-leads",
+        bootstrap_servers=broker.url.removeprefix("kafka://"),
+        auto_offset_reset="earliest",
+        consumer_timeout_ms=3000,
+    )
+    ids = {json.loads(m.value)["event_id"] for m in consumer}
+    consumer.close()
+    assert ids == {good[i]["value"]["event_id"] for i in range(3)}
