@@ -7,18 +7,22 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from agents.codec import decode_facts, encode_facts
+from agents.codec import decode_state, encode_state
 from agents.facts import Fact
-from agents.fold import FoldConfig, LeadFold, LeadSnapshot
+from agents.fold import FoldConfig, Header, LeadFold, LeadSnapshot, header_of
 
 
 @dataclass(frozen=True, slots=True)
 class LeadUpdate:
-    """A lead that changed in this batch: its new table value and its new rows."""
+    """A lead that changed: its new table value, its new rows, and what changed (for metrics)."""
 
     lead_id: str
     state: bytes
     snapshot: LeadSnapshot
+    old: Header | None
+    new: Header
+    entries: frozenset[tuple[int, str]]  # (cycle, stage) entered by this change
+    responded: frozenset[int]  # cycles whose first sales response came with this change
 
 
 @dataclass(slots=True)
@@ -41,7 +45,9 @@ def fold_batch(
         by_lead.setdefault(lead_id, []).append(fact)
     result = BatchResult()
     for lead_id, new_facts in by_lead.items():
-        running = LeadFold(lead_id, config, decode_facts(load(lead_id)))
+        old, stored = decode_state(load(lead_id))
+        running = LeadFold(lead_id, config, stored)
+        before = running.progress()
         added = 0
         for fact in new_facts:
             if running.add(fact):
@@ -50,7 +56,37 @@ def fold_batch(
             else:
                 result.outcomes[fact.event_type, "duplicate"] += 1
         if added:
-            result.updates.append(
-                LeadUpdate(lead_id, encode_facts(running.facts), running.snapshot(now))
-            )
+            result.updates.append(_update(running, old, before, now))
     return result
+
+
+def refresh(
+    lead_id: str, raw: bytes | None, config: FoldConfig, now: datetime
+) -> LeadUpdate | None:
+    """Re-read a lead at ``now`` with no new event: the update if the clock changed it."""
+    old, stored = decode_state(raw)
+    if old is None:
+        return None
+    running = LeadFold(lead_id, config, stored)
+    update = _update(running, old, running.progress(), now)
+    return update if update.new != old else None
+
+
+def _update(
+    running: LeadFold,
+    old: Header | None,
+    before: tuple[frozenset[tuple[int, str]], frozenset[int]],
+    now: datetime,
+) -> LeadUpdate:
+    snapshot = running.snapshot(now)
+    header = header_of(snapshot)
+    entries, responded = running.progress()
+    return LeadUpdate(
+        running.lead_id,
+        encode_state(header, running.facts),
+        snapshot,
+        old,
+        header,
+        entries - before[0],
+        responded - before[1],
+    )

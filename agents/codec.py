@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 
 from agents.facts import Fact
-from agents.fold import LeadSnapshot
+from agents.fold import Header, LeadSnapshot
 
 
 def _row(fact: Fact) -> tuple[Any, ...]:
@@ -20,15 +20,23 @@ def _row(fact: Fact) -> tuple[Any, ...]:
     return row[:end]
 
 
-def encode_facts(facts: list[Fact]) -> bytes:
-    """A lead's distinct facts as compact JSON arrays (the table value)."""
-    return orjson.dumps([_row(fact) for fact in facts])
+def encode_state(header: Header, facts: list[Fact]) -> bytes:
+    """The table value: a small header (for gauges and the SLA clock) and the distinct facts."""
+    return orjson.dumps([*header, [_row(fact) for fact in facts]])
 
 
-def decode_facts(raw: bytes | None) -> list[Fact]:
+def decode_state(raw: bytes | None) -> tuple[Header | None, list[Fact]]:
     if not raw:
-        return []
-    return [Fact(*row) for row in orjson.loads(raw)]
+        return None, []
+    stage, orphan, deadline, statuses, rows = orjson.loads(raw)
+    return Header(stage, orphan, deadline, statuses), [Fact(*row) for row in rows]
+
+
+def decode_header(raw: bytes) -> Header:
+    """Only the header of a table value (the facts are parsed too; orjson is fast)."""
+    header, _ = decode_state(raw)
+    assert header is not None
+    return header
 
 
 def encode_fact(lead_id: str, fact: Fact) -> bytes:

@@ -6,7 +6,7 @@ import bisect
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from agents.facts import Fact, from_micros, to_decimal, to_micros
 
@@ -40,6 +40,15 @@ class LeadSnapshot:
     lifecycle: dict[str, Any]
     transitions: list[dict[str, Any]]
     sla: list[dict[str, Any]]
+
+
+class Header(NamedTuple):
+    """What the worker's gauges and SLA clock need to know of a lead without refolding it."""
+
+    stage: str | None
+    orphan: bool
+    deadline_us: int | None  # when a pending SLA turns breached, if one is pending
+    statuses: str  # per cycle: m(et), B(reached, answered), b(reached, unanswered), p(ending)
 
 
 @dataclass(slots=True)
@@ -247,6 +256,12 @@ class LeadFold:
             )
         return rows
 
+    def progress(self) -> tuple[frozenset[tuple[int, str]], frozenset[int]]:
+        """The (cycle, stage) entries so far and the cycles that got a sales response."""
+        entries = frozenset((number, stage) for number, stage, _, _ in self._transitions)
+        responded = frozenset(c.number for c in self._cycles if c.response is not None)
+        return entries, responded
+
     def pending_deadline(self) -> datetime | None:
         """When the current cycle's SLA turns breached with no further event (None: it cannot)."""
         cycle = self._cycles[-1]
@@ -316,6 +331,21 @@ class LeadFold:
         version = 2 * len(self.facts) + (1 if clock_breach else 0)
         lifecycle["version"] = version
         return LeadSnapshot(self.lead_id, version, lifecycle, transitions, sla_rows)
+
+
+def _status_letter(row: dict[str, Any]) -> str:
+    letter: str = row["status"][0]
+    return "B" if letter == "b" and row["responded_at"] is not None else letter
+
+
+def header_of(snapshot: LeadSnapshot) -> Header:
+    """The header of a snapshot (see :class:`Header`)."""
+    deadline = None
+    for row in snapshot.sla:
+        if row["status"] == "pending":
+            deadline = to_micros(row["deadline"])
+    statuses = "".join(_status_letter(row) for row in snapshot.sla)
+    return Header(snapshot.lifecycle["stage"], snapshot.lifecycle["is_orphan"], deadline, statuses)
 
 
 def fold(lead_id: str, facts: Iterable[Fact], config: FoldConfig, now: datetime) -> LeadSnapshot:

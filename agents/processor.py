@@ -14,17 +14,19 @@ from typing import Any
 import orjson
 from kafka.partitioner.default import murmur2
 
-from agents.batch import LeadUpdate, fold_batch
-from agents.codec import decode_fact, encode_fact, encode_snapshot
-from agents.facts import Fact
+from agents.batch import LeadUpdate, fold_batch, refresh
+from agents.codec import decode_fact, decode_header, encode_fact, encode_snapshot
+from agents.facts import Fact, to_micros
 from agents.fold import FoldConfig, LeadSnapshot
+from agents.owned import OwnedLeads
 from pipeline.errors import PermanentStoreError, StoreError
-from pipeline.metrics import Metrics
+from pipeline.metrics import STAGE_LABELS, Metrics
 from pipeline.topics import TopicNames
 from schemas.classify import DeadLetter, Rejection, classify
 from sinks.store import Sink
 
 log = logging.getLogger("leadflow.agents")
+_DAY_US = 86_400_000_000
 
 # (topic, key, value) -> awaitable delivery; the Faust producer in a worker, a fake nowhere.
 Send = Callable[[str, bytes | None, bytes], Awaitable[Awaitable[Any]]]
@@ -81,6 +83,7 @@ class LeadProcessor:
         # than writes still in the producer's buffer.
         self._written: dict[str, bytes] = {}
         self._lock: asyncio.Lock | None = None
+        self.owned = OwnedLeads(lambda lead_id: partition_of(lead_id, partitions))
 
     # -- the two entry points ------------------------------------------------------------
 
@@ -126,14 +129,6 @@ class LeadProcessor:
         state = self._written.get(lead_id)
         return state if state is not None else self.table.get(lead_id)
 
-    def keep_partitions(self, partitions: set[int]) -> None:
-        """After a rebalance: forget the states of leads in partitions this worker lost."""
-        self._written = {
-            lead: state
-            for lead, state in self._written.items()
-            if partition_of(lead, self.partitions) in partitions
-        }
-
     def _owns(self, topic: str, partition: int, lead_id: str) -> bool:
         # The message sits where the lead's state lives only if its topic is co-partitioned
         # with the state table and the producer used the default partitioner on lead_id.
@@ -152,22 +147,93 @@ class LeadProcessor:
     async def _apply(
         self, facts: list[tuple[str, Fact]], letters: list[DeadLetter], now: datetime
     ) -> None:
-        if self._lock is None:
-            self._lock = asyncio.Lock()
-        # Both agents may hold events of one lead: one batch at a time folds and writes.
-        async with self._lock:
+        self._observe_lag(facts, now)
+        async with self._batch_lock():
             result = fold_batch(facts, self._load, self.config, now)
-            snapshots = [update.snapshot for update in result.updates]
-            await self.write_store(snapshots, letters, now)
-            await self._emit(result.updates, letters, now)
-            # Last: once the state holds these events, their duplicates change nothing, so
-            # the store and the lifecycle stream must already have them (crash safety).
-            for update in result.updates:
-                self._written[update.lead_id] = update.state
-                self.table[update.lead_id] = update.state
+            await self._commit(result.updates, letters, now)
         for (event_type, outcome), count in result.outcomes.items():
             topic = self.names.topic_of(event_type)
             self.metrics.events.labels(topic, event_type, outcome).inc(count)
+
+    async def expire_due(self) -> int:
+        """The SLA clock: turn pending SLAs whose deadline passed into breached; no scan."""
+        now = utcnow()
+        due = self.owned.due(to_micros(now))
+        if not due:
+            return 0
+        async with self._batch_lock():
+            updates = [
+                update
+                for lead_id in due
+                if (update := refresh(lead_id, self._load(lead_id), self.config, now)) is not None
+            ]
+            await self._commit(updates, [], now)
+        return len(updates)
+
+    def _batch_lock(self) -> asyncio.Lock:
+        # Both agents and the SLA clock may touch one lead: one batch at a time folds and writes.
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        return self._lock
+
+    async def _commit(
+        self, updates: list[LeadUpdate], letters: list[DeadLetter], now: datetime
+    ) -> None:
+        await self.write_store([u.snapshot for u in updates], letters, now)
+        await self._emit(updates, letters, now)
+        # Last: once the state holds these events, their duplicates change nothing, so the
+        # store and the lifecycle stream must already have them (crash safety).
+        for update in updates:
+            self._written[update.lead_id] = update.state
+            self.table[update.lead_id] = update.state
+            self.owned.update(update.lead_id, update.new)
+            self._count_changes(update)
+        self.refresh_gauges()
+
+    def _count_changes(self, update: LeadUpdate) -> None:
+        metrics = self.metrics
+        for _, stage in update.entries:
+            metrics.stage_entries.labels(stage).inc()
+            if stage == "won":
+                row = update.snapshot.lifecycle
+                if row["amount"] is not None and row["currency"] is not None:
+                    metrics.won_amount.labels(row["currency"]).inc(float(row["amount"]))
+        old = update.old.statuses if update.old is not None else ""
+        for i, letter in enumerate(update.new.statuses):
+            before = old[i] if i < len(old) else ""
+            if letter in "bB" and before not in ("b", "B"):
+                metrics.sla_breaches.inc()
+            if letter in "mB" and before not in ("m", "B"):
+                seconds = update.snapshot.sla[i]["response_seconds"]
+                if seconds is not None:
+                    metrics.speed_to_lead.observe(seconds)
+
+    def refresh_gauges(self) -> None:
+        counts = self.owned.stage_counts()
+        for stage in STAGE_LABELS:
+            self.metrics.leads.labels(stage).set(counts.get(stage, 0))
+        self.metrics.sla_pending.set(self.owned.pending)
+        self.metrics.orphan_leads.set(self.owned.orphans)
+
+    def _observe_lag(self, facts: list[tuple[str, Fact]], now: datetime) -> None:
+        now_us = to_micros(now)
+        for _, fact in facts:
+            lag_us = now_us - fact.ts
+            if lag_us < _DAY_US:
+                self.metrics.event_lag.observe(max(0, lag_us) / 1_000_000)
+
+    def rebuild_owned(self, partitions: set[int]) -> None:
+        """After a rebalance: count the leads of the partitions this worker now owns."""
+        self._written = {
+            lead: state
+            for lead, state in self._written.items()
+            if partition_of(lead, self.partitions) in partitions
+        }
+        states = {**dict(self.table.items()), **self._written}
+        self.owned.rebuild(
+            partitions, ((lead, decode_header(raw)) for lead, raw in states.items() if raw)
+        )
+        self.refresh_gauges()
 
     async def write_store(
         self, snapshots: list[LeadSnapshot], letters: list[DeadLetter], now: datetime

@@ -144,11 +144,14 @@ def create_app(
     @app.on_rebalance_complete.connect  # type: ignore[arg-type]
     async def _ready(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
         await _prime_producer(app, names)
+        owned = {tp.partition for tp in app.consumer.assignment() if tp.topic == names.rekeyed}
+        processor.rebuild_owned(owned)
         state.ready = True
 
-    @app.on_partitions_assigned.connect  # type: ignore[arg-type]
-    async def _assigned(sender: Any, assigned: Any, **kwargs: Any) -> None:
-        processor.keep_partitions({tp.partition for tp in assigned if tp.topic == names.rekeyed})
+    @app.timer(interval=settings.sla_check_seconds, on_leader=False)  # type: ignore[untyped-decorator]
+    async def sla_clock() -> None:
+        if state.ready:
+            await processor.expire_due()
 
     @app.page("/health")
     async def health(web: Any, request: Any) -> Any:

@@ -64,16 +64,22 @@ class WorkerProcess:
             time.sleep(0.2)
         raise LeadflowError(f"the worker was not ready within {timeout:g}s; see {self.log_path}")
 
-    def processed(self) -> int:
-        """Input messages the worker has finished (written and emitted), from its metrics."""
+    def metric(self, name: str) -> float | None:
+        """The sum of a metric's samples named exactly ``name`` (None: not exported)."""
         text = self._get("/metrics")
         if text is None:
-            return 0
-        total = 0.0
-        for family in text_string_to_metric_families(text):
-            if family.name == "leadflow_events":
-                total += sum(s.value for s in family.samples if s.name.endswith("_total"))
-        return int(total)
+            return None
+        values = [
+            sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+            if sample.name == name
+        ]
+        return sum(values) if values else None
+
+    def processed(self) -> int:
+        """Input messages the worker has finished (written and emitted), from its metrics."""
+        return int(self.metric("leadflow_events_total") or 0)
 
     def wait_processed(self, expected: int, timeout: float) -> float:
         started = time.monotonic()

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+STAGE_LABELS = ("none", "lead", "mql", "sal", "sql", "won", "lost", "recycled", "disqualified")
+_SECONDS = (1, 60, 300, 900, 1800, 3600, 2 * 3600, 4 * 3600, 8 * 3600, 86400, 2 * 86400, 7 * 86400)
+_LAG = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 21600, 86400)
+_WRITE = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
 
 @dataclass(frozen=True, slots=True)
@@ -14,9 +19,18 @@ class Metrics:
     registry: CollectorRegistry
     events: Counter
     dead_letters: Counter
+    stage_entries: Counter
+    leads: Gauge
+    speed_to_lead: Histogram
+    sla_breaches: Counter
+    sla_pending: Gauge
+    event_lag: Histogram
     sink_write_seconds: Histogram
     sink_rows: Counter
     sink_errors: Counter
+    won_amount: Counter
+    orphan_leads: Gauge
+    goal_progress: Gauge
 
     @classmethod
     def create(cls, registry: CollectorRegistry | None = None) -> Metrics:
@@ -25,22 +39,51 @@ class Metrics:
             registry=reg,
             events=Counter(
                 "leadflow_events",
-                "Input messages by topic, event type and outcome "
-                "(accepted, duplicate, dead_letter).",
+                "Input messages by topic, event type and outcome (accepted, duplicate, "
+                "dead_letter).",
                 ["topic", "event_type", "outcome"],
                 registry=reg,
             ),
             dead_letters=Counter(
-                "leadflow_dead_letters",
-                "Rejected input messages by reason.",
-                ["reason"],
+                "leadflow_dead_letters", "Rejected messages by reason.", ["reason"], registry=reg
+            ),
+            stage_entries=Counter(
+                "leadflow_stage_entries",
+                "Stage entries (new lead_stage_transitions rows) by stage.",
+                ["stage"],
                 registry=reg,
+            ),
+            leads=Gauge(
+                "leadflow_leads",
+                "Leads currently in each stage, over the partitions this worker owns.",
+                ["stage"],
+                registry=reg,
+            ),
+            speed_to_lead=Histogram(
+                "leadflow_speed_to_lead_seconds",
+                "First sales response after the MQL, per cycle.",
+                registry=reg,
+                buckets=_SECONDS,
+            ),
+            sla_breaches=Counter(
+                "leadflow_sla_breaches", "Handoff SLAs that turned breached.", registry=reg
+            ),
+            sla_pending=Gauge(
+                "leadflow_sla_pending",
+                "Handoff SLAs still pending, over the partitions this worker owns.",
+                registry=reg,
+            ),
+            event_lag=Histogram(
+                "leadflow_event_lag_seconds",
+                "Processing time minus occurred_at, for events younger than a day.",
+                registry=reg,
+                buckets=_LAG,
             ),
             sink_write_seconds=Histogram(
                 "leadflow_sink_write_seconds",
                 "Time to write one batch to the SQL store.",
                 registry=reg,
-                buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+                buckets=_WRITE,
             ),
             sink_rows=Counter(
                 "leadflow_sink_rows",
@@ -50,7 +93,21 @@ class Metrics:
             ),
             sink_errors=Counter(
                 "leadflow_sink_errors",
-                "Failed attempts to write a batch to the SQL store.",
+                "Failed attempts to write a batch to the store.",
+                registry=reg,
+            ),
+            won_amount=Counter(
+                "leadflow_won_amount", "Won deal amounts by currency.", ["currency"], registry=reg
+            ),
+            orphan_leads=Gauge(
+                "leadflow_orphan_leads",
+                "Leads with no lead.created yet, over the partitions this worker owns.",
+                registry=reg,
+            ),
+            goal_progress=Gauge(
+                "leadflow_goal_progress_ratio",
+                "Actual over target of each shared goal.",
+                ["period", "metric"],
                 registry=reg,
             ),
         )
