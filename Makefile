@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: setup run demo test test-fast lint typecheck check bench clean
+.PHONY: setup run demo test test-fast test-tools lint typecheck check bench clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "leadflow needs Python 3.11 or newer (set PYTHON=...)")'
@@ -18,8 +18,20 @@ setup: $(STAMP)
 run: $(STAMP)
 	$(BIN)/leadflow demo
 
-test: $(STAMP)
+test: $(STAMP) test-tools
 	$(BIN)/python -m pytest
+
+# The operations tests run a real Prometheus and promtool (Debian package `prometheus`).
+test-tools:
+	@if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing the Debian package prometheus (for the operations tests)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null; \
+	  else \
+	    echo "WARNING: prometheus/promtool not found; install the Debian package 'prometheus'."; \
+	    echo "WARNING: without it the operations tests SKIP (and FAIL when CI is set)."; \
+	  fi; \
+	fi
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m 'not slow'
