@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from collections.abc import Awaitable
@@ -11,10 +12,13 @@ from typing import Any
 
 import faust
 from prometheus_client import generate_latest
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from agents.fold import FoldConfig
 from agents.processor import LeadProcessor
 from agents.stream import run_batches
+from pipeline.goals import GoalProgress, goal_progress
 from pipeline.metrics import Metrics
 from pipeline.settings import Settings
 from pipeline.topics import STATE_TABLE, TopicNames
@@ -72,6 +76,7 @@ def create_app(
     sink: Sink,
     partition_counts: dict[str, int],
     metrics: Metrics | None = None,
+    store: Engine | None = None,
 ) -> LeadflowApp:
     """Build the pipeline's Faust app; ``partition_counts`` come from ``ensure_topics``."""
     names = TopicNames.of(settings)
@@ -141,6 +146,21 @@ def create_app(
             state.batches += 1
             yield size
 
+    if store is not None:
+
+        @app.timer(interval=settings.goals_refresh_seconds)  # type: ignore[untyped-decorator]
+        async def goals_gauge() -> None:
+            loop = asyncio.get_running_loop()
+            try:
+                progress = await loop.run_in_executor(None, _read_goals, store)
+            except SQLAlchemyError as exc:
+                log.warning("cannot read the shared goals: %s", exc)
+                return
+            metrics.goal_progress.clear()
+            for item in progress:
+                if item.ratio is not None:
+                    metrics.goal_progress.labels(item.goal.period, item.goal.metric).set(item.ratio)
+
     @app.on_rebalance_complete.connect  # type: ignore[arg-type]
     async def _ready(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
         await _prime_producer(app, names)
@@ -166,6 +186,11 @@ def create_app(
     app.leadflow = state
     app.processor = processor
     return app
+
+
+def _read_goals(store: Engine) -> list[GoalProgress]:
+    with store.connect() as conn:
+        return goal_progress(conn)
 
 
 async def _prime_producer(app: LeadflowApp, names: TopicNames) -> None:

@@ -73,6 +73,28 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
     return run_demo(settings, args.leads, args.seed, args.keep_running)
 
 
+def _goals(args: argparse.Namespace, settings: Settings) -> int:
+    from rich.console import Console
+
+    from pipeline.goals import goal_progress, make_goal, set_goal
+    from pipeline.report import goals_table
+    from sinks import make_engine, upgrade
+
+    upgrade(settings.database_url)
+    engine = make_engine(settings.database_url)
+    try:
+        if args.action == "set":
+            if args.period is None or args.metric is None or args.target is None:
+                raise LeadflowError("goals set needs --period, --metric and --target")
+            set_goal(engine, make_goal(args.period, args.metric, args.target, args.currency))
+        with engine.connect() as conn:
+            progress = goal_progress(conn)
+    finally:
+        engine.dispose()
+    Console().print(goals_table(progress))
+    return 0
+
+
 def _positive(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -162,6 +184,17 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument(
         "file", help='JSON Lines: {"topic": "marketing"|"sales", "value": {...}} or a bare event'
     )
+    sub = add(
+        "goals",
+        _goals,
+        "shared goals of both teams: set one, or list them with their progress",
+        "leadflow goals set --period 2026-Q4 --metric won_revenue --currency EUR --target 250000",
+    )
+    sub.add_argument("action", choices=["set", "list"])
+    sub.add_argument("--period", help="a year, quarter or month: 2026, 2026-Q4, 2026-11")
+    sub.add_argument("--metric", choices=["won_revenue", "won_deals", "mqls", "sql"])
+    sub.add_argument("--currency", help="three letters; required for won_revenue")
+    sub.add_argument("--target", help="the number to reach in the period")
     db = add("db", _db, "database commands: upgrade applies the migrations", "leadflow db upgrade")
     db.add_argument("action", choices=["upgrade"])
     return parser

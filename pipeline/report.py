@@ -36,6 +36,7 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from agents.fold import STAGES
 from pipeline.errors import PermanentStoreError, StoreError
+from pipeline.goals import GoalProgress, goal_progress
 from sinks.engine import make_engine
 
 SUCCESS_PATH = ("lead", "mql", "sal", "sql", "won")
@@ -117,6 +118,7 @@ class Report:
     sla: Mapping[str, int]  # met, breached, pending
     revenue: Mapping[str, Revenue]  # by currency
     totals: Totals
+    goals: tuple[GoalProgress, ...] = ()
 
 
 # -- building it -------------------------------------------------------------------------------
@@ -145,6 +147,7 @@ def _read_report(conn: Connection) -> Report:
         sla=_sla_counts(conn),
         revenue=_revenue(conn),
         totals=_totals(conn),
+        goals=tuple(goal_progress(conn)),
     )
 
 
@@ -299,6 +302,17 @@ def to_dict(report: Report) -> dict[str, Any]:
             "dead_letters": totals.dead_letters,
             "dead_letters_by_reason": dict(totals.dead_letters_by_reason),
         },
+        "goals": [
+            {
+                "period": p.goal.period,
+                "metric": p.goal.metric,
+                "currency": p.goal.currency,
+                "target": str(p.goal.target),
+                "actual": str(p.actual),
+                "ratio": p.ratio,
+            }
+            for p in report.goals
+        ],
     }
 
 
@@ -329,6 +343,11 @@ def csv_rows(report: Report) -> Iterable[tuple[str, str, str, str]]:
     yield "totals", "dead_letters", "", str(totals.dead_letters)
     for reason, n in totals.dead_letters_by_reason.items():
         yield "dead_letters", reason, "", str(n)
+    for p in report.goals:
+        key = f"{p.goal.period}:{p.goal.metric}:{p.goal.currency}"
+        yield "goals", key, "target", str(p.goal.target)
+        yield "goals", key, "actual", str(p.actual)
+        yield "goals", key, "ratio", _cell(p.ratio)
 
 
 def _funnel_rows(funnel: Funnel, source: str | None) -> Iterable[tuple[str, str, str, str]]:
@@ -427,6 +446,27 @@ def render_table(report: Report, console: Console) -> None:
     rows.append(("dead letters", str(totals.dead_letters)))
     rows += [(f"  {reason}", str(n)) for reason, n in totals.dead_letters_by_reason.items()]
     console.print(_key_value_table("Totals", rows))
+    if report.goals:
+        console.print(goals_table(report.goals))
+
+
+def goals_table(progress: Iterable[GoalProgress]) -> Table:
+    """Shared goals: each one's actual against its target."""
+    table = Table(title="Shared goals")
+    for name in ("period", "metric", "currency", "target", "actual", "progress"):
+        table.add_column(
+            name, justify="right" if name in ("target", "actual", "progress") else "left"
+        )
+    for p in progress:
+        table.add_row(
+            p.goal.period,
+            p.goal.metric,
+            p.goal.currency or "all",
+            f"{p.goal.target:,}",
+            f"{p.actual:,}",
+            _pct(p.ratio),
+        )
+    return table
 
 
 # -- the command -------------------------------------------------------------------------------

@@ -38,6 +38,7 @@ class Settings(BaseSettings):
     batch_seconds: float = Field(default=0.1, gt=0, le=10.0)
     store_retry_max_seconds: float = Field(default=30.0, gt=0)
     sla_check_seconds: float = Field(default=1.0, gt=0, le=3600)
+    goals_refresh_seconds: float = Field(default=15.0, gt=0, le=3600)
 
     @field_validator("recycle_reasons", mode="before")
     @classmethod

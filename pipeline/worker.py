@@ -23,7 +23,7 @@ def run_worker(settings: Settings, loglevel: str = "info") -> int:
     counts = ensure_topics(settings)
     engine = make_engine(settings.database_url)
     sink = SqlSink(engine)
-    app = create_app(settings, sink=sink, partition_counts=counts)
+    app = create_app(settings, sink=sink, partition_counts=counts, store=engine)
     worker = faust.Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
     try:
         worker.execute_from_commandline()

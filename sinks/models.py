@@ -129,4 +129,17 @@ class DeadLetterRow(Base):
     received_at: Mapped[datetime]
 
 
+class SharedGoal(Base):
+    """A revenue or funnel objective both teams share, for one period (``2026-Q4``, ``2026-11``)."""
+
+    __tablename__ = "shared_goals"
+
+    period: Mapped[str] = mapped_column(String(16), primary_key=True)
+    metric: Mapped[str] = mapped_column(String(32), primary_key=True)
+    # '' when the metric counts every currency; won_revenue needs a real one.
+    currency: Mapped[str] = mapped_column(String(3), primary_key=True)
+    target: Mapped[Decimal]
+    updated_at: Mapped[datetime]
+
+
 TABLES = {table.name: table for table in Base.metadata.sorted_tables}

@@ -1,0 +1,131 @@
+"""Shared goals: one objective per period for both teams, and how far the store says we are."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from decimal import Decimal, InvalidOperation
+
+from sqlalchemy import Connection, Engine, Table, inspect, select, text
+
+from pipeline.errors import LeadflowError
+from sinks.models import SharedGoal
+
+GOAL_METRICS = ("won_revenue", "won_deals", "mqls", "sql")
+_PERIOD = re.compile(r"^(\d{4})(?:-Q([1-4])|-(0[1-9]|1[0-2]))?$")
+_goals: Table = SharedGoal.__table__  # type: ignore[assignment]
+
+
+@dataclass(frozen=True, slots=True)
+class Goal:
+    period: str
+    metric: str
+    currency: str  # '' for every currency
+    target: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class GoalProgress:
+    goal: Goal
+    actual: Decimal
+    ratio: float | None  # actual / target; None when the target is 0
+
+
+def parse_period(period: str) -> tuple[date, date]:
+    """``2026``, ``2026-Q4`` or ``2026-11`` as [first day, first day after)."""
+    match = _PERIOD.match(period)
+    if match is None:
+        raise LeadflowError(
+            f"bad period {period!r}: use a year, a quarter or a month, e.g. 2026-Q4"
+        )
+    year, quarter, month = int(match[1]), match[2], match[3]
+    if quarter:
+        first = (int(quarter) - 1) * 3 + 1
+        return date(year, first, 1), _add_months(year, first, 3)
+    if month:
+        return date(year, int(month), 1), _add_months(year, int(month), 1)
+    return date(year, 1, 1), date(year + 1, 1, 1)
+
+
+def _add_months(year: int, month: int, months: int) -> date:
+    index = year * 12 + month - 1 + months
+    return date(index // 12, index % 12 + 1, 1)
+
+
+def make_goal(period: str, metric: str, target: str, currency: str | None) -> Goal:
+    """A validated goal; every mistake is one sentence saying what to type instead."""
+    parse_period(period)
+    if metric not in GOAL_METRICS:
+        raise LeadflowError(f"bad metric {metric!r}: choose one of {', '.join(GOAL_METRICS)}")
+    code = (currency or "").upper()
+    if metric == "won_revenue" and not re.fullmatch(r"[A-Z]{3}", code):
+        raise LeadflowError("won_revenue goals need --currency, three letters such as EUR")
+    if code and not re.fullmatch(r"[A-Z]{3}", code):
+        raise LeadflowError(f"bad currency {currency!r}: three letters such as EUR")
+    if metric in ("mqls", "sql") and code:
+        raise LeadflowError(f"{metric} goals count leads, not money: drop --currency")
+    try:
+        amount = Decimal(target)
+    except InvalidOperation:
+        raise LeadflowError(f"bad target {target!r}: a number such as 250000") from None
+    if not amount.is_finite() or amount < 0:
+        raise LeadflowError(f"bad target {target!r}: a number >= 0")
+    return Goal(period, metric, code, amount.quantize(Decimal("0.01")))
+
+
+def set_goal(engine: Engine, goal: Goal) -> None:
+    """Insert or replace the goal of (period, metric, currency)."""
+    with engine.begin() as conn:
+        conn.execute(
+            _goals.delete().where(
+                _goals.c.period == goal.period,
+                _goals.c.metric == goal.metric,
+                _goals.c.currency == goal.currency,
+            )
+        )
+        conn.execute(
+            _goals.insert().values(
+                period=goal.period,
+                metric=goal.metric,
+                currency=goal.currency,
+                target=goal.target,
+                updated_at=datetime.now(UTC),
+            )
+        )
+
+
+def read_goals(conn: Connection) -> list[Goal]:
+    if not inspect(conn).has_table("shared_goals"):
+        return []
+    query = select(_goals.c.period, _goals.c.metric, _goals.c.currency, _goals.c.target)
+    rows = conn.execute(query.order_by(_goals.c.period, _goals.c.metric, _goals.c.currency))
+    return [Goal(p, m, c, Decimal(t)) for p, m, c, t in rows]
+
+
+def goal_progress(conn: Connection) -> list[GoalProgress]:
+    """Every goal with its actual value, read from funnel_daily and revenue_daily."""
+    out = []
+    for goal in read_goals(conn):
+        actual = _actual(conn, goal)
+        ratio = float(actual / goal.target) if goal.target else None
+        out.append(GoalProgress(goal, actual, ratio))
+    return out
+
+
+def _actual(conn: Connection, goal: Goal) -> Decimal:
+    start, end = parse_period(goal.period)
+    params: dict[str, object] = {"start": start, "end": end, "currency": goal.currency}
+    if goal.metric in ("mqls", "sql"):
+        params["stage"] = "mql" if goal.metric == "mqls" else "sql"
+        query = (
+            "SELECT SUM(leads) FROM funnel_daily "
+            "WHERE stage = :stage AND day >= :start AND day < :end"
+        )
+    else:
+        column = "won_amount" if goal.metric == "won_revenue" else "won_deals"
+        query = f"SELECT SUM({column}) FROM revenue_daily WHERE day >= :start AND day < :end"
+        if goal.currency:
+            query += " AND currency = :currency"
+    value = conn.execute(text(query), params).scalar()
+    return Decimal(str(value)).quantize(Decimal("0.01")) if value is not None else Decimal("0.00")

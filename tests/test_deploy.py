@@ -1,0 +1,418 @@
+"""Offline checks of deploy/: YAML, Kubernetes schemas, Prometheus rules, Grafana, Compose.
+
+Everything here is fast and needs no network and no Docker daemon. `promtool` (Debian package
+`prometheus`) is the one outside tool: without it the promtool tests skip loudly, unless CI is
+set, where its absence is a failure.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import tomllib
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from pipeline.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+DEPLOY = ROOT / "deploy"
+K8S = DEPLOY / "k8s"
+COMPOSE = DEPLOY / "docker-compose.yml"
+PROMETHEUS_CONFIG = DEPLOY / "prometheus" / "prometheus.yml"
+ALERTS = DEPLOY / "prometheus" / "alerts.yml"
+DASHBOARD = DEPLOY / "grafana" / "dashboards" / "leadflow.json"
+DATASOURCES = DEPLOY / "grafana" / "provisioning" / "datasources" / "prometheus.yml"
+
+# Pinned so that a kubernetes-validate upgrade cannot change the verdict silently; the package
+# ships the schemas of this version (no download). Bump it with the clusters we target.
+K8S_VERSION = "1.30.0"
+
+# The worker's metrics as Prometheus exposes them (counters with _total).
+COUNTERS = {
+    "leadflow_events_total",
+    "leadflow_dead_letters_total",
+    "leadflow_stage_entries_total",
+    "leadflow_sla_breaches_total",
+    "leadflow_sink_rows_total",
+    "leadflow_sink_errors_total",
+    "leadflow_won_amount_total",
+}
+GAUGES = {
+    "leadflow_leads",
+    "leadflow_sla_pending",
+    "leadflow_orphan_leads",
+    "leadflow_goal_progress_ratio",
+}
+HISTOGRAMS = {
+    "leadflow_speed_to_lead_seconds",
+    "leadflow_event_lag_seconds",
+    "leadflow_sink_write_seconds",
+}
+EXPOSED_METRICS = (
+    COUNTERS
+    | GAUGES
+    | {f"{name}{suffix}" for name in HISTOGRAMS for suffix in ("_bucket", "_sum", "_count")}
+)
+
+WORKERS = ("worker-1", "worker-2")
+COMPOSE_SERVICES = {
+    "kafka",
+    "postgres",
+    "migrate",
+    *WORKERS,
+    "simulator",
+    "prometheus",
+    "grafana",
+}
+
+
+# --- helpers --------------------------------------------------------------------------------
+
+
+def load_yaml(path: Path) -> Any:
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+def setting_env_names() -> set[str]:
+    prefix = Settings.model_config.get("env_prefix", "")
+    return {f"{prefix}{name}".upper() for name in Settings.model_fields}
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """Compose's env_file format, as far as these files use it: KEY=VALUE and # comments."""
+    values = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            key, sep, value = line.partition("=")
+            assert sep, f"{path}: not KEY=VALUE: {line!r}"
+            values[key.strip()] = value.strip()
+    return values
+
+
+def service_env(service: dict[str, Any]) -> dict[str, str]:
+    """A Compose service's environment: env_file entries, then `environment` over them."""
+    env: dict[str, str] = {}
+    env_files = service.get("env_file", [])
+    for entry in [env_files] if isinstance(env_files, str | dict) else env_files:
+        path = entry["path"] if isinstance(entry, dict) else entry
+        env.update(read_env_file(DEPLOY / path))
+    environment = service.get("environment", {})
+    if isinstance(environment, list):
+        environment = dict(item.partition("=")[::2] for item in environment)
+    env.update({key: str(value) for key, value in environment.items()})
+    return env
+
+
+def settings_from(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """Build Settings from exactly ``env`` (no LEADFLOW_* leaking in from the test run)."""
+    for name in list(os.environ):
+        if name.startswith("LEADFLOW_"):
+            monkeypatch.delenv(name)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return Settings()
+
+
+def walk(node: Any) -> Iterator[dict[str, Any]]:
+    """Every JSON object in a parsed document, depth first."""
+    if isinstance(node, dict):
+        yield node
+        for value in node.values():
+            yield from walk(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from walk(value)
+
+
+def dashboard_exprs() -> list[str]:
+    return [obj["expr"] for obj in walk(json.loads(DASHBOARD.read_text())) if "expr" in obj]
+
+
+def without_grafana_variables(expr: str) -> str:
+    """Grafana's macros and template variables replaced by values PromQL accepts."""
+    # Interval macros first: $__rate_interval, $__interval, $__range (and their ${...} forms).
+    expr = re.sub(r"\$\{?__(rate_interval|interval|range)\}?", "5m", expr)
+    # Every other variable sits in a label matcher here, e.g. instance=~"$instance".
+    return re.sub(r"\$\{?\w+\}?|\[\[\w+\]\]", ".*", expr)
+
+
+def metric_names(expr: str) -> set[str]:
+    return set(re.findall(r"\b(leadflow_\w+)", expr))
+
+
+def unavailable(what: str) -> None:
+    """Fail under CI; elsewhere skip, loudly (as tests/conftest.py does for services)."""
+    if os.environ.get("CI"):
+        pytest.fail(f"{what}: CI is set, so this is a failure", pytrace=False)
+    reason = f"{what}: THESE TESTS ARE SKIPPED (apt-get install -y prometheus; CI=1 fails)"
+    warnings.warn(reason, stacklevel=2)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def promtool() -> str:
+    path = shutil.which("promtool")
+    if path is None:
+        unavailable("PROMTOOL NOT ON PATH")
+    assert path is not None
+    return path
+
+
+def run_promtool(promtool: str, *args: str | Path) -> None:
+    result = subprocess.run(
+        [promtool, *map(str, args)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, f"promtool {args}:\n{result.stdout}\n{result.stderr}"
+
+
+# --- every YAML file ------------------------------------------------------------------------
+
+YAML_FILES = sorted(p for p in DEPLOY.rglob("*") if p.suffix in {".yml", ".yaml"})
+
+
+def test_deploy_has_yaml_files() -> None:
+    assert len(YAML_FILES) >= 10, YAML_FILES
+
+
+@pytest.mark.parametrize("path", YAML_FILES, ids=lambda p: str(p.relative_to(DEPLOY)))
+def test_yaml_parses(path: Path) -> None:
+    documents = list(yaml.safe_load_all(path.read_text(encoding="utf-8")))
+    assert documents and all(doc is not None for doc in documents), f"{path}: empty document"
+
+
+# --- Kubernetes -----------------------------------------------------------------------------
+
+KUSTOMIZATION = load_yaml(K8S / "kustomization.yaml")
+K8S_MANIFESTS = sorted(p for p in K8S.glob("*.yaml") if p.name != "kustomization.yaml")
+
+
+def k8s_objects() -> list[dict[str, Any]]:
+    return [doc for path in K8S_MANIFESTS for doc in yaml.safe_load_all(path.read_text()) if doc]
+
+
+def k8s_object(kind: str) -> dict[str, Any]:
+    (found,) = [obj for obj in k8s_objects() if obj["kind"] == kind]
+    return found
+
+
+def test_kustomization_lists_every_manifest() -> None:
+    assert sorted(KUSTOMIZATION["resources"]) == sorted(p.name for p in K8S_MANIFESTS)
+
+
+@pytest.mark.parametrize("path", K8S_MANIFESTS, ids=lambda p: p.name)
+def test_k8s_manifest_validates(path: Path) -> None:
+    for doc in yaml.safe_load_all(path.read_text()):
+        try:
+            # strict: unknown fields (typos such as `readinesProbe`) are errors too.
+            kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
+        except kubernetes_validate.ValidationError as error:
+            where = ".".join(str(part) for part in error.path)
+            pytest.fail(f"{path.name}: {doc['kind']} at {where}: {error.message}")
+
+
+def test_k8s_workers() -> None:
+    deployment = k8s_object("Deployment")
+    spec = deployment["spec"]
+    pod = spec["template"]["spec"]
+    (container,) = pod["containers"]
+    assert spec["replicas"] == 2
+    assert pod["terminationGracePeriodSeconds"] >= 30
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert container["ports"] == [{"name": "metrics", "containerPort": 6066, "protocol": "TCP"}]
+    for probe in ("readinessProbe", "livenessProbe"):
+        assert container[probe]["httpGet"] == {"path": "/health", "port": "metrics"}
+    assert {"requests", "limits"} <= container["resources"].keys()
+    sources = {next(iter(ref.values()))["name"] for ref in container["envFrom"]}
+    assert sources == {k8s_object("ConfigMap")["metadata"]["name"], "leadflow-secrets"}
+    service = k8s_object("Service")
+    assert service["spec"]["type"] == "ClusterIP"
+    assert service["spec"]["ports"][0]["name"] == "metrics"
+    assert service["spec"]["selector"].items() <= spec["template"]["metadata"]["labels"].items()
+    job = k8s_object("Job")["spec"]["template"]["spec"]
+    assert job["containers"][0]["args"] == ["db", "upgrade"]
+
+
+def test_k8s_settings_are_real(monkeypatch: pytest.MonkeyPatch) -> None:
+    config = k8s_object("ConfigMap")["data"]
+    secret = k8s_object("Secret")["stringData"]
+    unknown = (config.keys() | secret.keys()) - setting_env_names()
+    assert not unknown, f"not Settings fields: {sorted(unknown)}"
+    assert "LEADFLOW_DATABASE_URL" not in config, "the database URL carries the password"
+    settings = settings_from({**config, **secret}, monkeypatch)
+    assert settings.web_host == "0.0.0.0"
+    assert settings.database_url.startswith("postgresql+psycopg://")
+
+
+# --- Docker Compose -------------------------------------------------------------------------
+
+COMPOSE_DOC = load_yaml(COMPOSE)
+SERVICES: dict[str, dict[str, Any]] = COMPOSE_DOC["services"]
+
+
+def test_compose_services() -> None:
+    assert SERVICES.keys() >= COMPOSE_SERVICES
+    assert SERVICES["kafka"]["image"].startswith("apache/kafka:")
+    assert SERVICES["kafka"]["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller"
+    assert SERVICES["postgres"]["image"].startswith("postgres:16")
+    assert SERVICES["migrate"]["command"] == ["db", "upgrade"]
+    assert SERVICES["simulator"]["command"][:1] == ["simulate"]
+
+
+def test_compose_depends_on_conditions() -> None:
+    conditions = {"service_started", "service_healthy", "service_completed_successfully"}
+    for name, service in SERVICES.items():
+        for dependency, rule in service.get("depends_on", {}).items():
+            assert dependency in SERVICES, f"{name} depends on unknown {dependency}"
+            assert rule["condition"] in conditions, f"{name} -> {dependency}"
+            if rule["condition"] == "service_healthy":
+                assert "healthcheck" in SERVICES[dependency], dependency
+    for worker in WORKERS:
+        assert SERVICES[worker]["depends_on"]["migrate"]["condition"] == (
+            "service_completed_successfully"
+        )
+
+
+def test_compose_workers_share_group_and_differ_in_hostname(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    app_ids = set()
+    for worker in WORKERS:
+        settings = settings_from(service_env(SERVICES[worker]), monkeypatch)
+        app_ids.add(settings.app_id)
+        assert settings.web_host == "0.0.0.0"
+        assert settings.broker == "kafka://kafka:9092"
+        assert settings.database_url.startswith("postgresql+psycopg://leadflow:")
+        assert settings.database_url.endswith("@postgres:5432/leadflow")
+    assert len(app_ids) == 1
+    assert len({SERVICES[worker]["hostname"] for worker in WORKERS}) == len(WORKERS)
+
+
+def test_compose_leadflow_env_names_are_settings() -> None:
+    known = setting_env_names()
+    for name, service in SERVICES.items():
+        env = service_env(service)
+        unknown = {key for key in env if key.startswith("LEADFLOW_")} - known
+        assert not unknown, f"{name}: not Settings fields: {sorted(unknown)}"
+
+
+def test_compose_database_password_matches_postgres() -> None:
+    postgres = service_env(SERVICES["postgres"])
+    url = service_env(SERVICES["worker-1"])["LEADFLOW_DATABASE_URL"]
+    user = postgres["POSTGRES_USER"]
+    assert f"//{user}:{postgres['POSTGRES_PASSWORD']}@" in url
+
+
+def test_compose_mounts_exist() -> None:
+    for name, service in SERVICES.items():
+        for volume in service.get("volumes", []):
+            source = volume.split(":", 1)[0]
+            if source.startswith("."):
+                assert (DEPLOY / source).exists(), f"{name}: missing {source}"
+
+
+def test_prometheus_scrapes_the_compose_workers() -> None:
+    config = load_yaml(PROMETHEUS_CONFIG)
+    (job,) = [j for j in config["scrape_configs"] if j["job_name"] == "leadflow-worker"]
+    targets = {t for group in job["static_configs"] for t in group["targets"]}
+    assert targets == {f"{SERVICES[w]['hostname']}:6066" for w in WORKERS}
+    assert config["rule_files"]
+
+
+# --- Dockerfile -----------------------------------------------------------------------------
+
+
+def test_dockerfile() -> None:
+    text = (DEPLOY / "Dockerfile").read_text()
+    assert re.search(r"^FROM python:3\.11-slim\b", text, re.M)
+    assert re.search(r'^ENTRYPOINT \["leadflow"\]$', text, re.M)
+    assert re.search(r'^CMD \["worker"\]$', text, re.M)
+    assert re.search(r"^EXPOSE 6066$", text, re.M)
+    assert "/health" in text.split("HEALTHCHECK", 1)[1]
+    (user,) = re.findall(r"^USER (\S+)$", text, re.M)
+    assert user.split(":")[0] not in {"root", "0"}
+    # Every package pyproject builds must be copied into the build stage.
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    for pattern in pyproject["tool"]["setuptools"]["packages"]["find"]["include"]:
+        package = pattern.rstrip("*")
+        assert re.search(rf"^COPY {package} \./{package}$", text, re.M), package
+
+
+# --- Prometheus (promtool) ------------------------------------------------------------------
+
+
+def test_promtool_check_config(promtool: str) -> None:
+    run_promtool(promtool, "check", "config", PROMETHEUS_CONFIG)
+
+
+def test_promtool_check_rules(promtool: str) -> None:
+    run_promtool(promtool, "check", "rules", ALERTS)
+
+
+def test_dashboard_promql_parses(promtool: str, tmp_path: Path) -> None:
+    rules = [
+        {"record": f"leadflow_dashboard:expr_{i}", "expr": without_grafana_variables(expr)}
+        for i, expr in enumerate(dashboard_exprs())
+    ]
+    path = tmp_path / "dashboard-rules.yml"
+    path.write_text(yaml.safe_dump({"groups": [{"name": "dashboard", "rules": rules}]}))
+    run_promtool(promtool, "check", "rules", path)
+
+
+def test_alerts_are_complete() -> None:
+    rules = [rule for group in load_yaml(ALERTS)["groups"] for rule in group["rules"]]
+    for rule in rules:
+        name = rule["alert"]
+        assert "for" in rule, name
+        assert rule["labels"]["severity"] in {"critical", "warning", "info"}, name
+        assert {"summary", "description"} <= rule["annotations"].keys(), name
+        unknown = metric_names(rule["expr"]) - EXPOSED_METRICS
+        assert not unknown, f"{name}: unknown metrics {unknown}"
+    exprs = " ".join(rule["expr"] for rule in rules)
+    for needle in (
+        "leadflow_sla_breaches_total",
+        "leadflow_dead_letters_total",
+        "leadflow_event_lag_seconds_bucket",
+        "leadflow_sink_errors_total",
+        "up{",
+        "absent(up",
+    ):
+        assert needle in exprs, needle
+
+
+# --- Grafana --------------------------------------------------------------------------------
+
+
+def test_dashboard_metrics_are_exposed() -> None:
+    exprs = dashboard_exprs()
+    used = set().union(*(metric_names(expr) for expr in exprs))
+    assert not used - EXPOSED_METRICS, f"unknown metrics: {sorted(used - EXPOSED_METRICS)}"
+    # Every metric of the worker is on the dashboard somewhere.
+    bases = {re.sub(r"_(bucket|sum|count)$", "", name) for name in used}
+    assert bases >= COUNTERS | GAUGES | HISTOGRAMS
+
+
+def test_dashboard_uses_the_provisioned_datasource() -> None:
+    (source,) = load_yaml(DATASOURCES)["datasources"]
+    dashboard = json.loads(DASHBOARD.read_text())
+    refs = [obj["datasource"] for obj in walk(dashboard) if isinstance(obj.get("datasource"), dict)]
+    assert refs and all(ref == {"type": source["type"], "uid": source["uid"]} for ref in refs)
+    panels = [obj for obj in walk(dashboard["panels"]) if obj.get("type") not in {"row", None}]
+    assert all("gridPos" in panel for panel in panels if "targets" in panel)
+    ids = [panel["id"] for panel in walk(dashboard["panels"]) if "gridPos" in panel]
+    assert len(ids) == len(set(ids)), "duplicate panel ids"
+
+
+def test_grafana_variable_substitution() -> None:
+    expr = 'rate(x{instance=~"$instance"}[$__rate_interval]) / increase(y[${__range}])'
+    assert without_grafana_variables(expr) == 'rate(x{instance=~".*"}[5m]) / increase(y[5m])'
