@@ -41,6 +41,10 @@ class Fact(NamedTuple):
     opportunity_id: str | None = None
     amount: str | None = None
     currency: str | None = None
+    # Personal data of lead.created: only ever written to lead_contacts.
+    email: str | None = None
+    company: str | None = None
+    country: str | None = None
 
     @property
     def event_type(self) -> str:
@@ -66,6 +70,9 @@ class Fact(NamedTuple):
             opportunity_id=data.get("opportunity_id"),
             amount=None if amount is None else str(amount),
             currency=data.get("currency"),
+            email=data.get("email"),
+            company=data.get("company"),
+            country=data.get("country"),
         )
 
     @classmethod

@@ -40,6 +40,7 @@ class LeadSnapshot:
     lifecycle: dict[str, Any]
     transitions: list[dict[str, Any]]
     sla: list[dict[str, Any]]
+    contact: dict[str, Any] | None = None  # personal data: lead_contacts only
 
 
 class Header(NamedTuple):
@@ -78,6 +79,7 @@ class LeadFold:
 
     __slots__ = (
         "_campaign",
+        "_contact",
         "_cycles",
         "_ids",
         "_owner",
@@ -131,6 +133,7 @@ class LeadFold:
         self._cycles: list[_Cycle] = [_Cycle(1)]
         self._transitions: list[tuple[int, str, int, bool]] = []
         self._source: str | None = None
+        self._contact: Fact | None = None
         self._campaign: list[str | None] = [None, None, None]  # created, touch, mql
         self._owner: str | None = None
         self._score: int | None = None
@@ -159,6 +162,7 @@ class LeadFold:
         rank = fact.rank
         if rank == _RANK_CREATED and self._source is None:
             self._source = fact.source
+            self._contact = fact
         if rank in (_RANK_CREATED, _RANK_TOUCH, _RANK_MQL) and fact.campaign_id is not None:
             slot = {_RANK_CREATED: 0, _RANK_TOUCH: 1, _RANK_MQL: 2}[rank]
             if self._campaign[slot] is None:
@@ -330,7 +334,16 @@ class LeadFold:
         ]
         version = 2 * len(self.facts) + (1 if clock_breach else 0)
         lifecycle["version"] = version
-        return LeadSnapshot(self.lead_id, version, lifecycle, transitions, sla_rows)
+        contact = self._contact
+        contact_row = None
+        if contact is not None and (contact.email or contact.company or contact.country):
+            contact_row = {
+                "lead_id": self.lead_id,
+                "email": contact.email,
+                "company": contact.company,
+                "country": contact.country,
+            }
+        return LeadSnapshot(self.lead_id, version, lifecycle, transitions, sla_rows, contact_row)
 
 
 def _status_letter(row: dict[str, Any]) -> str:

@@ -43,6 +43,7 @@ def faust_settings(settings: Settings) -> dict[str, Any]:
     """Faust options: raw bytes everywhere, fast group start-up, at-least-once."""
     return {
         "broker": [f"kafka://{server}" for server in settings.bootstrap_servers],
+        "broker_credentials": settings.faust_credentials(),
         "topic_partitions": settings.partitions,
         "topic_replication_factor": settings.replication_factor,
         "key_serializer": "raw",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from datetime import date
 from pathlib import Path
 
 from pipeline.errors import LeadflowError
@@ -38,8 +39,8 @@ def _broker(args: argparse.Namespace, settings: Settings) -> int:
 def _db(args: argparse.Namespace, settings: Settings) -> int:
     from sinks import upgrade
 
-    upgrade(settings.database_url)
-    print(f"database at {settings.database_url} is up to date")
+    upgrade(settings.store_url)
+    print(f"database at {settings.store_shown} is up to date")
     return 0
 
 
@@ -62,9 +63,44 @@ def _simulate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _report(args: argparse.Namespace, settings: Settings) -> int:
-    from pipeline.report import run_report
+    from pipeline.report import ReportQuery, run_report
 
-    return run_report(settings.database_url, args.format, sys.stdout)
+    query = ReportQuery(
+        since=args.since,
+        until=args.until,
+        source=args.source,
+        campaign=args.campaign,
+        by=args.by,
+        details=True,
+    )
+    if args.since and args.until and args.since > args.until:
+        raise LeadflowError("--since comes after --until; swap them")
+    if args.output is None:
+        return run_report(settings.store_url, args.format, sys.stdout, query)
+    try:
+        with open(args.output, "w", encoding="utf-8") as out:
+            code = run_report(settings.store_url, args.format, out, query)
+    except OSError as error:
+        raise LeadflowError(
+            f"cannot write {args.output} ({error.strerror}); choose another --output"
+        ) from None
+    print(f"wrote the {args.format} report to {args.output}", file=sys.stderr)
+    return code
+
+
+def _dashboard(args: argparse.Namespace, settings: Settings) -> int:
+    from pipeline.dashboard import serve_dashboard
+
+    return serve_dashboard(settings.store_url, args.host, args.port)
+
+
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a date such as 2026-03-31, got {text!r}"
+        ) from None
 
 
 def _demo(args: argparse.Namespace, settings: Settings) -> int:
@@ -80,8 +116,8 @@ def _goals(args: argparse.Namespace, settings: Settings) -> int:
     from pipeline.report import goals_table
     from sinks import make_engine, upgrade
 
-    upgrade(settings.database_url)
-    engine = make_engine(settings.database_url)
+    upgrade(settings.store_url)
+    engine = make_engine(settings.store_url)
     try:
         if args.action == "set":
             if args.period is None or args.metric is None or args.target is None:
@@ -172,9 +208,37 @@ def build_parser() -> argparse.ArgumentParser:
         "report",
         _report,
         "print the funnel, conversion, speed-to-lead, SLA and revenue report from the store",
-        "leadflow report --format json",
+        "leadflow report --since 2026-01-01 --until 2026-03-31 --by campaign\n"
+        "         leadflow report --format html --output funnel.html   # to mail to a director",
     )
-    sub.add_argument("--format", choices=["table", "json", "csv"], default="table")
+    sub.add_argument(
+        "--format",
+        choices=["table", "json", "csv", "html"],
+        default="table",
+        help="html: one self-contained file with the charts (default: table)",
+    )
+    sub.add_argument("--since", type=_day, help="first UTC day included, e.g. 2026-01-01")
+    sub.add_argument("--until", type=_day, help="last UTC day included, e.g. 2026-03-31")
+    sub.add_argument(
+        "--by",
+        choices=["source", "campaign", "owner"],
+        default="source",
+        help="break the funnel down by the lead's source, campaign or owner (default: source)",
+    )
+    sub.add_argument("--source", help="only leads of this source ('unknown' for none)")
+    sub.add_argument("--campaign", help="only leads of this campaign ('unknown' for none)")
+    sub.add_argument("--output", "-o", metavar="FILE", help="write to FILE instead of stdout")
+    sub = add(
+        "dashboard",
+        _dashboard,
+        "serve the funnel dashboard from the store, without a worker (no login: put it behind"
+        " your proxy)",
+        "LEADFLOW_DATABASE_URL=sqlite:///leadflow.db leadflow dashboard --port 8066",
+    )
+    sub.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)"
+    )
+    sub.add_argument("--port", type=int, default=8066, help="port to listen on (default: 8066)")
     sub = add(
         "publish",
         _publish,

@@ -18,7 +18,7 @@ from rich.console import Console
 from pipeline.broker import EmbeddedBroker, free_port, port_answers
 from pipeline.errors import LeadflowError
 from pipeline.publishing import send_simulated, simulated_traffic
-from pipeline.settings import Settings
+from pipeline.settings import Settings, redact_url
 
 
 class WorkerProcess:
@@ -155,7 +155,7 @@ def run_demo(settings: Settings, leads: int, seed: int, keep_running: bool) -> i
             f"[green]caught up[/] {len(messages)} messages in {elapsed:.1f}s "
             f"({len(messages) / elapsed:,.0f} messages/s); total {time.monotonic() - started:.1f}s"
         )
-        run_report(demo.database_url, "table", sys.stdout)
+        run_report(demo.store_url, "table", sys.stdout)
         console.print(f"database: {_describe_database(demo.database_url)}")
         if keep_running:
             console.print(
@@ -175,4 +175,4 @@ def run_demo(settings: Settings, leads: int, seed: int, keep_running: bool) -> i
 def _describe_database(url: str) -> str:
     if url.startswith("sqlite:///"):
         return str(Path(url.removeprefix("sqlite:///")).resolve())
-    return url.split("@")[-1]
+    return redact_url(url)

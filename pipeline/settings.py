@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any, Literal
 from urllib.parse import urlparse
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from pipeline.errors import SettingsError
@@ -19,7 +19,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LEADFLOW_", frozen=True, extra="ignore")
 
     broker: str = "kafka://127.0.0.1:9092"
-    database_url: str = "sqlite:///leadflow.db"
+    database_url: str = Field(default="sqlite:///leadflow.db", repr=False)
     app_id: str = Field(default="leadflow", min_length=1, pattern=r"^[A-Za-z0-9._-]+$")
     web_port: int = Field(default=6066, ge=0, le=65535)
     partitions: int = Field(default=8, ge=1, le=10_000)
@@ -38,6 +38,15 @@ class Settings(BaseSettings):
     batch_seconds: float = Field(default=0.1, gt=0, le=10.0)
     store_retry_max_seconds: float = Field(default=30.0, gt=0)
     sla_check_seconds: float = Field(default=1.0, gt=0, le=3600)
+    # Secrets: SecretStr never prints its value (repr, logs, errors).
+    database_password: SecretStr | None = None
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_cafile: str | None = None
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
     goals_refresh_seconds: float = Field(default=15.0, gt=0, le=3600)
 
     @field_validator("recycle_reasons", mode="before")
@@ -63,8 +72,61 @@ class Settings(BaseSettings):
     def _check_database_url(cls, value: str) -> str:
         scheme = urlparse(value).scheme
         if not (scheme.startswith("sqlite") or scheme.startswith("postgresql")):
-            raise ValueError(f"expected a sqlite:// or postgresql+psycopg:// URL, got {value!r}")
+            shown = redact_url(value)
+            raise ValueError(f"expected a sqlite:// or postgresql+psycopg:// URL, got {shown!r}")
         return value
+
+    @property
+    def store_url(self) -> str:
+        """The database URL with LEADFLOW_DATABASE_PASSWORD put in: for engines, never for print."""
+        if self.database_password is None:
+            return self.database_url
+        from sqlalchemy.engine import make_url
+
+        url = make_url(self.database_url).set(password=self.database_password.get_secret_value())
+        return url.render_as_string(hide_password=False)
+
+    @property
+    def store_shown(self) -> str:
+        """The database URL as it may be shown: any password masked."""
+        return redact_url(self.database_url)
+
+    def kafka_python_options(self) -> dict[str, Any]:
+        """Security options for kafka-python clients (publisher, admin)."""
+        options: dict[str, Any] = {"security_protocol": self.security_protocol}
+        if self.security_protocol.startswith("SASL"):
+            options["sasl_mechanism"] = self.sasl_mechanism
+            options["sasl_plain_username"] = self.sasl_username
+            if self.sasl_password is not None:
+                options["sasl_plain_password"] = self.sasl_password.get_secret_value()
+        if self.security_protocol.endswith("SSL"):
+            options.update(
+                ssl_cafile=self.ssl_cafile,
+                ssl_certfile=self.ssl_certfile,
+                ssl_keyfile=self.ssl_keyfile,
+            )
+        return options
+
+    def faust_credentials(self) -> Any:
+        """Faust's ``broker_credentials`` (aiokafka underneath), or None for PLAINTEXT."""
+        import faust
+
+        context = None
+        if self.security_protocol.endswith("SSL"):
+            import ssl
+
+            context = ssl.create_default_context(cafile=self.ssl_cafile)
+            if self.ssl_certfile:
+                context.load_cert_chain(self.ssl_certfile, self.ssl_keyfile)
+        if self.security_protocol.startswith("SASL"):
+            password = self.sasl_password.get_secret_value() if self.sasl_password else None
+            return faust.SASLCredentials(
+                username=self.sasl_username,
+                password=password,
+                mechanism=self.sasl_mechanism,
+                ssl_context=context,
+            )
+        return faust.SSLCredentials(context) if context is not None else None
 
     @property
     def sla_seconds(self) -> float:
@@ -74,6 +136,17 @@ class Settings(BaseSettings):
     def bootstrap_servers(self) -> list[str]:
         """The broker list as host:port strings, for kafka-python and aiokafka."""
         return broker_servers(self.broker)
+
+
+def redact_url(url: str) -> str:
+    """A database URL with its password masked."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "(unparsable URL)"
 
 
 def broker_servers(value: str) -> list[str]:
@@ -90,6 +163,13 @@ def broker_servers(value: str) -> list[str]:
     return servers
 
 
+_SECRET_VARIABLES = {
+    "LEADFLOW_DATABASE_PASSWORD",
+    "LEADFLOW_SASL_PASSWORD",
+    "LEADFLOW_DATABASE_URL",
+}
+
+
 def load_settings(**overrides: object) -> Settings:
     """Read the settings; a validation failure becomes one sentence naming each bad variable."""
     try:
@@ -98,5 +178,6 @@ def load_settings(**overrides: object) -> Settings:
         problems = []
         for err in exc.errors():
             name = "LEADFLOW_" + "_".join(str(part) for part in err["loc"][:1]).upper()
-            problems.append(f"{name}: {err['msg']} (got {err.get('input')!r})")
+            shown = "(secret)" if name in _SECRET_VARIABLES else repr(err.get("input"))
+            problems.append(f"{name}: {err['msg']} (got {shown})")
         raise SettingsError("invalid setting " + "; ".join(problems)) from None

@@ -19,9 +19,9 @@ def run_worker(settings: Settings, loglevel: str = "info") -> int:
     from pipeline.app import create_app
     from sinks import SqlSink, make_engine, upgrade
 
-    upgrade(settings.database_url)
+    upgrade(settings.store_url)
     counts = ensure_topics(settings)
-    engine = make_engine(settings.database_url)
+    engine = make_engine(settings.store_url)
     sink = SqlSink(engine)
     app = create_app(settings, sink=sink, partition_counts=counts, store=engine)
     worker = faust.Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)

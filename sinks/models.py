@@ -129,6 +129,18 @@ class DeadLetterRow(Base):
     received_at: Mapped[datetime]
 
 
+class LeadContact(Base):
+    """Personal data of a lead (from its first lead.created): never in the shared tables."""
+
+    __tablename__ = "lead_contacts"
+
+    lead_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    email: Mapped[str | None]
+    company: Mapped[str | None]
+    country: Mapped[str | None]
+    updated_at: Mapped[datetime]
+
+
 class SharedGoal(Base):
     """A revenue or funnel objective both teams share, for one period (``2026-Q4``, ``2026-11``)."""
 

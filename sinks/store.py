@@ -23,7 +23,13 @@ from sinks.aggregates import (
 )
 from sinks.engine import WRITE_OPTION
 from sinks.errors import translate
-from sinks.models import DeadLetterRow, HandoffSla, LeadLifecycle, LeadStageTransition
+from sinks.models import (
+    DeadLetterRow,
+    HandoffSla,
+    LeadContact,
+    LeadLifecycle,
+    LeadStageTransition,
+)
 
 # Any constant shared by every leadflow writer of one database; "leadflow" in ASCII.
 AGGREGATE_LOCK_ID = 0x6C656164666C6F77
@@ -33,6 +39,7 @@ _lifecycle: Table = LeadLifecycle.__table__  # type: ignore[assignment]
 _transitions: Table = LeadStageTransition.__table__  # type: ignore[assignment]
 _sla: Table = HandoffSla.__table__  # type: ignore[assignment]
 _dead: Table = DeadLetterRow.__table__  # type: ignore[assignment]
+_contacts: Table = LeadContact.__table__  # type: ignore[assignment]
 
 
 class Sink(Protocol):
@@ -178,7 +185,15 @@ def _replace_lead_rows(
         conn.execute(insert(_transitions), transitions)
     if sla:
         conn.execute(insert(_sla), sla)
-    return len(rows) + len(transitions) + len(sla)
+    contacts = [{**snap.contact, "updated_at": now} for snap in fresh if snap.contact]
+    if contacts:
+        stmt = upsert(conn, _contacts)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[_contacts.c.lead_id],
+            set_={name: stmt.excluded[name] for name in ("email", "company", "country")},
+        )
+        conn.execute(stmt, contacts)
+    return len(rows) + len(transitions) + len(sla) + len(contacts)
 
 
 def _write_dead_letters(conn: Connection, dead_letters: Sequence[DeadLetter]) -> int:
