@@ -1,9 +1,11 @@
-"""Recomputing funnel_daily and revenue_daily for the keys a batch touched, by GROUP BY."""
+"""Keeping funnel_daily and revenue_daily equal to their GROUP BY, batch by batch."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from datetime import UTC, date, datetime, time, timedelta
+from collections import Counter
+from collections.abc import Iterable
+from datetime import UTC, date, datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
@@ -16,7 +18,6 @@ from sqlalchemy import (
     delete,
     func,
     literal_column,
-    select,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.elements import ColumnElement
@@ -30,6 +31,7 @@ _UTC_SQL: ColumnElement[str] = literal_column("'UTC'")
 
 FunnelKey = tuple[date, str, str, str]  # day, source, campaign_id, stage
 RevenueKey = tuple[date, str, str, str]  # day, source, campaign_id, currency
+Key = tuple[date, str, str, str]
 
 _t = LeadStageTransition.__table__
 _l = LeadLifecycle.__table__
@@ -56,103 +58,63 @@ def _label(value: str | None) -> str:
 
 def funnel_keys(
     transitions: Iterable[tuple[datetime, str]], source: str | None, campaign_id: str | None
-) -> set[FunnelKey]:
-    """The funnel keys of one lead's (entered_at, stage) pairs under its source and campaign."""
+) -> Counter[FunnelKey]:
+    """How many of one lead's (entered_at, stage) pairs count in each funnel key."""
     src, camp = _label(source), _label(campaign_id)
-    return {(at.astimezone(UTC).date(), src, camp, stage) for at, stage in transitions}
+    return Counter((at.astimezone(UTC).date(), src, camp, stage) for at, stage in transitions)
 
 
 def revenue_key(row: dict[str, Any]) -> RevenueKey | None:
-    """The revenue key of a lifecycle row, or None when the lead is not won."""
+    """The revenue key a lifecycle row counts in, or None when the lead is not won."""
     if row["stage"] != "won" or row["won_at"] is None:
         return None
     won_day = row["won_at"].astimezone(UTC).date()
     return won_day, _label(row["source"]), _label(row["campaign_id"]), _label(row["currency"])
 
 
-Key = tuple[date, str, str, str]
+def apply_funnel_delta(conn: Connection, delta: Counter[FunnelKey]) -> None:
+    """Add each key's change of transition count to funnel_daily; drop rows that reach 0.
+
+    Exact by induction: the old rows a batch replaces are read in the same transaction, under
+    the writers' lock, so funnel_daily equals the GROUP BY before and after every batch.
+    """
+    _apply(
+        conn,
+        _funnel,
+        ("day", "source", "campaign_id", "stage"),
+        {key: {"leads": n} for key, n in delta.items() if n},
+        "leads",
+    )
 
 
-def _chunks(keys: set[Key]) -> Iterable[Sequence[Key]]:
-    """The keys in runs of consecutive days, so each GROUP BY scans only touched days."""
-    run: list[Key] = []
-    for key in sorted(keys):
-        if run and (key[0] - run[-1][0]).days > 1:
-            yield run
-            run = []
-        run.append(key)
-    if run:
-        yield run
+def apply_revenue_delta(conn: Connection, delta: dict[RevenueKey, tuple[int, Decimal]]) -> None:
+    """Add each key's change of won deals and amount to revenue_daily; drop emptied rows."""
+    changes = {
+        key: {"won_deals": deals, "won_amount": amount}
+        for key, (deals, amount) in delta.items()
+        if deals or amount
+    }
+    _apply(conn, _revenue, ("day", "source", "campaign_id", "currency"), changes, "won_deals")
 
 
-def _day_range(chunk: Sequence[Key]) -> tuple[datetime, datetime]:
-    low = datetime.combine(chunk[0][0], time(), UTC)
-    return low, datetime.combine(chunk[-1][0], time(), UTC) + timedelta(days=1)
-
-
-def recompute_funnel(conn: Connection, keys: set[FunnelKey]) -> None:
-    """Restate funnel_daily for ``keys`` from lead_stage_transitions joined to lead_lifecycle."""
-    day = utc_day(_t.c.entered_at, conn.dialect.name)
-    src = func.coalesce(_l.c.source, _UNKNOWN_SQL)
-    camp = func.coalesce(_l.c.campaign_id, _UNKNOWN_SQL)
-    for chunk in _chunks(keys):
-        low, high = _day_range(chunk)
-        counts = (
-            select(day, src, camp, _t.c.stage, func.count())
-            .select_from(_t.join(_l, _l.c.lead_id == _t.c.lead_id))
-            .where(_t.c.stage.in_(sorted({key[3] for key in chunk})))
-            .where(_t.c.entered_at >= low, _t.c.entered_at < high)
-            .group_by(day, src, camp, _t.c.stage)
-        )
-        found = {tuple(row[:4]): {"leads": row[4]} for row in conn.execute(counts)}
-        _restate(conn, _funnel, ("day", "source", "campaign_id", "stage"), chunk, found)
-
-
-def recompute_revenue(conn: Connection, keys: set[RevenueKey]) -> None:
-    """Restate revenue_daily for ``keys`` from the won rows of lead_lifecycle."""
-    day = utc_day(_l.c.won_at, conn.dialect.name)
-    src = func.coalesce(_l.c.source, _UNKNOWN_SQL)
-    camp = func.coalesce(_l.c.campaign_id, _UNKNOWN_SQL)
-    cur = func.coalesce(_l.c.currency, _UNKNOWN_SQL)
-    for chunk in _chunks(keys):
-        low, high = _day_range(chunk)
-        sums = (
-            select(day, src, camp, cur, func.count(), func.coalesce(func.sum(_l.c.amount), 0))
-            .where(_l.c.stage == "won", _l.c.won_at >= low, _l.c.won_at < high)
-            .group_by(day, src, camp, cur)
-        )
-        found = {
-            tuple(row[:4]): {"won_deals": row[4], "won_amount": row[5]}
-            for row in conn.execute(sums)
-        }
-        key_names = ("day", "source", "campaign_id", "currency")
-        _restate(conn, _revenue, key_names, chunk, found)
-
-
-def _restate(
+def _apply(
     conn: Connection,
     table: Table,
     key_names: tuple[str, ...],
-    chunk: Sequence[Key],
-    found: dict[tuple[Any, ...], dict[str, Any]],
+    changes: dict[Key, dict[str, Any]],
+    count_column: str,
 ) -> None:
-    """Upsert the recomputed rows of ``chunk`` and delete its keys that no longer count anything.
-
-    The GROUP BY ran over whole days (filtering by key tuple in SQL is slow on PostgreSQL);
-    only the keys of ``chunk`` are written.
-    """
+    if not changes:
+        return
     rows = [
-        {**dict(zip(key_names, key, strict=True)), **found[key]} for key in chunk if key in found
+        {**dict(zip(key_names, key, strict=True)), **values}
+        for key, values in sorted(changes.items())
     ]
-    gone = [
-        {f"k_{name}": value for name, value in zip(key_names, key, strict=True)}
-        for key in chunk
-        if key not in found
-    ]
-    if rows:
-        stmt = upsert(conn, table)
-        values = {name: stmt.excluded[name] for name in rows[0] if name not in key_names}
-        conn.execute(stmt.on_conflict_do_update(index_elements=list(key_names), set_=values), rows)
-    if gone:
-        match = and_(*(table.c[name] == bindparam(f"k_{name}") for name in key_names))
-        conn.execute(delete(table).where(match), gone)
+    stmt = upsert(conn, table)
+    additive = {
+        name: table.c[name] + stmt.excluded[name] for name in rows[0] if name not in key_names
+    }
+    conn.execute(stmt.on_conflict_do_update(index_elements=list(key_names), set_=additive), rows)
+    match = and_(*(table.c[name] == bindparam(f"k_{name}") for name in key_names))
+    emptied = [{f"k_{name}": row[name] for name in key_names} for row in rows]
+    conn.execute(delete(table).where(match, table.c[count_column] == 0), emptied)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, Protocol
 
 from sqlalchemy import Connection, Engine, Table, delete, insert, select, text
@@ -15,9 +17,9 @@ from schemas.classify import DeadLetter
 from sinks.aggregates import (
     FunnelKey,
     RevenueKey,
+    apply_funnel_delta,
+    apply_revenue_delta,
     funnel_keys,
-    recompute_funnel,
-    recompute_revenue,
     revenue_key,
     upsert,
 )
@@ -115,26 +117,35 @@ def _write_snapshots(conn: Connection, snapshots: Sequence[LeadSnapshot], now: d
     if not fresh:
         return 0
     ids = sorted(s.lead_id for s in fresh)
-    funnel_touched, revenue_touched = _old_keys(conn, ids, old)
+    funnel, revenue = _old_contributions(conn, ids, old)
     for snap in fresh:
         life = snap.lifecycle
-        funnel_touched |= funnel_keys(
-            ((t["entered_at"], t["stage"]) for t in snap.transitions),
-            life["source"],
-            life["campaign_id"],
+        funnel.update(
+            funnel_keys(
+                ((t["entered_at"], t["stage"]) for t in snap.transitions),
+                life["source"],
+                life["campaign_id"],
+            )
         )
-        key = revenue_key(life)
-        if key is not None:
-            revenue_touched.add(key)
+        _add_revenue(revenue, life, +1)
     written = _replace_lead_rows(conn, fresh, ids, now)
-    recompute_funnel(conn, funnel_touched)
-    recompute_revenue(conn, revenue_touched)
+    apply_funnel_delta(conn, funnel)
+    apply_revenue_delta(conn, revenue)
     return written
 
 
 def _read_old_lifecycles(conn: Connection, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
     c = _lifecycle.c
-    columns = (c.lead_id, c.version, c.stage, c.source, c.campaign_id, c.won_at, c.currency)
+    columns = (
+        c.lead_id,
+        c.version,
+        c.stage,
+        c.source,
+        c.campaign_id,
+        c.won_at,
+        c.currency,
+        c.amount,
+    )
     old: dict[str, dict[str, Any]] = {}
     for chunk in _chunks(ids):
         for row in conn.execute(select(*columns).where(c.lead_id.in_(chunk))).mappings():
@@ -142,13 +153,13 @@ def _read_old_lifecycles(conn: Connection, ids: Sequence[str]) -> dict[str, dict
     return old
 
 
-def _old_keys(
+def _old_contributions(
     conn: Connection, ids: Sequence[str], old: dict[str, dict[str, Any]]
-) -> tuple[set[FunnelKey], set[RevenueKey]]:
-    """The aggregate keys the stored rows of the leads about to be replaced count in."""
+) -> tuple[Counter[FunnelKey], dict[RevenueKey, tuple[int, Decimal]]]:
+    """Minus what the stored rows of the leads about to be replaced count in the aggregates."""
     existing = [lead_id for lead_id in ids if lead_id in old]
-    funnel: set[FunnelKey] = set()
-    revenue: set[RevenueKey] = set()
+    funnel: Counter[FunnelKey] = Counter()
+    revenue: dict[RevenueKey, tuple[int, Decimal]] = {}
     entries: dict[str, list[tuple[datetime, str]]] = {lead_id: [] for lead_id in existing}
     c = _transitions.c
     for chunk in _chunks(existing):
@@ -157,11 +168,18 @@ def _old_keys(
             entries[lead_id].append((entered_at, stage))
     for lead_id in existing:
         row = old[lead_id]
-        funnel |= funnel_keys(entries[lead_id], row["source"], row["campaign_id"])
-        key = revenue_key(row)
-        if key is not None:
-            revenue.add(key)
+        funnel.subtract(funnel_keys(entries[lead_id], row["source"], row["campaign_id"]))
+        _add_revenue(revenue, row, -1)
     return funnel, revenue
+
+
+def _add_revenue(
+    revenue: dict[RevenueKey, tuple[int, Decimal]], row: dict[str, Any], sign: int
+) -> None:
+    key = revenue_key(row)
+    if key is not None:
+        deals, amount = revenue.get(key, (0, Decimal(0)))
+        revenue[key] = (deals + sign, amount + sign * Decimal(row["amount"] or 0))
 
 
 def _replace_lead_rows(
