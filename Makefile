@@ -15,8 +15,9 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
+# In a terminal the demo keeps serving its dashboard until Ctrl-C; elsewhere it exits.
 run: $(STAMP)
-	$(BIN)/leadflow demo
+	$(BIN)/leadflow demo $$([ -t 0 ] && echo --keep-running)
 
 test: $(STAMP) test-tools
 	$(BIN)/python -m pytest

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
 
+from agents.attribution import attribution_rows
 from agents.facts import Fact, from_micros, to_decimal, to_micros
 
 SUCCESS_RANK = {"lead": 1, "mql": 2, "sal": 3, "sql": 4}
@@ -41,6 +42,7 @@ class LeadSnapshot:
     transitions: list[dict[str, Any]]
     sla: list[dict[str, Any]]
     contact: dict[str, Any] | None = None  # personal data: lead_contacts only
+    attribution: list[dict[str, Any]] = field(default_factory=list)  # won leads only
 
 
 class Header(NamedTuple):
@@ -343,7 +345,10 @@ class LeadFold:
                 "company": contact.company,
                 "country": contact.country,
             }
-        return LeadSnapshot(self.lead_id, version, lifecycle, transitions, sla_rows, contact_row)
+        attribution = attribution_rows(self.lead_id, self.facts, self._stage == "won")
+        return LeadSnapshot(
+            self.lead_id, version, lifecycle, transitions, sla_rows, contact_row, attribution
+        )
 
 
 def _status_letter(row: dict[str, Any]) -> str:

@@ -148,6 +148,9 @@ def create_app(
             yield size
 
     if store is not None:
+        from pipeline.dashboard import register_pages
+
+        register_pages(app, store)
 
         @app.timer(interval=settings.goals_refresh_seconds)  # type: ignore[untyped-decorator]
         async def goals_gauge() -> None:

@@ -274,6 +274,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LeadflowError as exc:
         print(f"leadflow: {exc}", file=sys.stderr)
         return 1
+    except OSError as exc:  # a path the user gave: not found, not a directory, no permission
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"leadflow: {exc.strerror or exc}{where}; check the path", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 

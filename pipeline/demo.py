@@ -161,6 +161,7 @@ def run_demo(settings: Settings, leads: int, seed: int, keep_running: bool) -> i
             console.print(
                 f"serving {worker.base_url}/metrics and /health until Ctrl-C ...", highlight=False
             )
+            console.print(f"dashboard: {worker.base_url}/dashboard", highlight=False)
             while worker.proc.poll() is None:
                 time.sleep(0.5)
         return 0

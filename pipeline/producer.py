@@ -28,6 +28,7 @@ class Publisher:
                 batch_size=256 * 1024,
                 max_request_size=2 * 1024 * 1024,
                 request_timeout_ms=30_000,
+                bootstrap_timeout_ms=5_000,  # an unreachable broker fails fast
                 **settings.kafka_python_options(),
             )
         except KafkaError as exc:

@@ -64,6 +64,7 @@ def ensure_topics(settings: Settings, timeout: float = 20.0) -> dict[str, int]:
             bootstrap_servers=settings.bootstrap_servers,
             client_id=f"{settings.app_id}-admin",
             request_timeout_ms=int(timeout * 1000),
+            bootstrap_timeout_ms=5_000,  # an unreachable broker fails fast
             **settings.kafka_python_options(),
         )
     except KafkaError as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
@@ -54,7 +55,9 @@ def _sqlite_engine(url: URL) -> Engine:
             "max_overflow": MAX_OVERFLOW,
             "pool_timeout": POOL_TIMEOUT_S,
         }
-    engine = create_engine(url, **pool)
+    with warnings.catch_warnings():  # stray URL arguments: the error that follows says enough
+        warnings.simplefilter("ignore")
+        engine = create_engine(url, **pool)
     event.listen(engine, "connect", _sqlite_on_connect)
     event.listen(engine, "begin", _sqlite_on_begin)
     return engine

@@ -26,7 +26,10 @@ def translate(error: exc.SQLAlchemyError, action: str) -> StoreError:
             f"{action} failed and retrying cannot fix it (is the schema migrated?): {detail}"
         )
     if isinstance(error, _RETRYABLE):
-        return StoreError(f"{action} failed; the store is unreachable or busy: {detail}")
+        return StoreError(
+            f"{action} failed; the store is unreachable or busy: {detail} "
+            "(check LEADFLOW_DATABASE_URL and that the database is running)"
+        )
     return PermanentStoreError(f"{action} failed: {detail}")
 
 

@@ -141,6 +141,18 @@ class LeadContact(Base):
     updated_at: Mapped[datetime]
 
 
+class Attribution(Base):
+    """Campaign credit of a won lead under each model (first/last touch, linear, W-shaped)."""
+
+    __tablename__ = "attribution"
+
+    lead_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    campaign_id: Mapped[str] = mapped_column(primary_key=True)
+    model: Mapped[str] = mapped_column(String(16), primary_key=True)
+    credit: Mapped[Decimal] = mapped_column(Numeric(9, 6))
+    touch_count: Mapped[int]
+
+
 class SharedGoal(Base):
     """A revenue or funnel objective both teams share, for one period (``2026-Q4``, ``2026-11``)."""
 

@@ -26,6 +26,7 @@ from sinks.aggregates import (
 from sinks.engine import WRITE_OPTION
 from sinks.errors import translate
 from sinks.models import (
+    Attribution,
     DeadLetterRow,
     HandoffSla,
     LeadContact,
@@ -42,6 +43,7 @@ _transitions: Table = LeadStageTransition.__table__  # type: ignore[assignment]
 _sla: Table = HandoffSla.__table__  # type: ignore[assignment]
 _dead: Table = DeadLetterRow.__table__  # type: ignore[assignment]
 _contacts: Table = LeadContact.__table__  # type: ignore[assignment]
+_attribution: Table = Attribution.__table__  # type: ignore[assignment]
 
 
 class Sink(Protocol):
@@ -197,6 +199,10 @@ def _replace_lead_rows(
     for chunk in _chunks(ids):
         conn.execute(delete(_transitions).where(_transitions.c.lead_id.in_(chunk)))
         conn.execute(delete(_sla).where(_sla.c.lead_id.in_(chunk)))
+        conn.execute(delete(_attribution).where(_attribution.c.lead_id.in_(chunk)))
+    credits = [row for snap in fresh for row in snap.attribution]
+    if credits:
+        conn.execute(insert(_attribution), credits)
     transitions = [row for snap in fresh for row in snap.transitions]
     sla = [row for snap in fresh for row in snap.sla]
     if transitions:
