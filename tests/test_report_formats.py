@@ -43,6 +43,7 @@ DEAD_LETTERS = [
     for offset, reason in enumerate(["invalid_json", "wrong_topic"])
 ]
 
+
 def fill_store(url: str, *, attribution: bool = True) -> None:
     """The golden scenarios' rows (and their attribution) written into a migrated store."""
     engine = make_engine(url)
