@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from signal import SIGTERM
 from typing import Any
@@ -16,7 +16,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from agents.fold import FoldConfig
-from agents.processor import LeadProcessor
+from agents.processor import Incoming, LeadProcessor
 from agents.stream import run_batches
 from pipeline.goals import GoalProgress, goal_progress
 from pipeline.metrics import Metrics
@@ -121,31 +121,18 @@ def create_app(
     inputs = app.topic(*names.inputs, key_type=bytes, value_type=bytes)
     rekeyed = app.topic(names.rekeyed, key_type=bytes, value_type=bytes)
 
-    @app.agent(inputs, name="leadflow.ingest")
-    async def ingest(stream: Any) -> Any:
-        async for size in run_batches(
-            stream,
-            processor.handle_input,
-            processor,
-            on_fatal,
-            settings.batch_size,
-            settings.batch_seconds,
-        ):
-            state.batches += 1
-            yield size
+    def batch_agent(handler: Callable[[Sequence[Incoming]], Awaitable[None]]) -> Any:
+        async def agent(stream: Any) -> Any:
+            async for size in run_batches(
+                stream, handler, processor, on_fatal, settings.batch_size, settings.batch_seconds
+            ):
+                state.batches += 1
+                yield size
 
-    @app.agent(rekeyed, name="leadflow.rekeyed")
-    async def fold_rekeyed(stream: Any) -> Any:
-        async for size in run_batches(
-            stream,
-            processor.handle_rekeyed,
-            processor,
-            on_fatal,
-            settings.batch_size,
-            settings.batch_seconds,
-        ):
-            state.batches += 1
-            yield size
+        return agent
+
+    app.agent(inputs, name="leadflow.ingest")(batch_agent(processor.handle_input))
+    app.agent(rekeyed, name="leadflow.rekeyed")(batch_agent(processor.handle_rekeyed))
 
     if store is not None:
         from pipeline.dashboard import register_pages

@@ -31,6 +31,7 @@ from pipeline.report import (
     ReportQuery,
     build_report,
     open_engine,
+    percent,
 )
 from sinks.models import HandoffSla, LeadLifecycle, LeadStageTransition
 
@@ -176,10 +177,6 @@ def _environment() -> Environment:
     return env
 
 
-def _pct(rate: float | None) -> str:
-    return "-" if rate is None else f"{rate:.1%}"
-
-
 def _duration(seconds: float | None) -> str:
     if seconds is None:
         return "-"
@@ -227,7 +224,7 @@ def page_model(report: Report) -> dict[str, Any]:
             {
                 "stage": stage,
                 "leads": n,
-                "conversion": _pct(rates[stage]) if stage in rates else "",
+                "conversion": percent(rates[stage]) if stage in rates else "",
             }
             for stage, n in funnel.stages.items()
         ],
@@ -237,7 +234,7 @@ def page_model(report: Report) -> dict[str, Any]:
             {
                 "key": key,
                 "counts": [f.stages.get(stage, 0) for stage in funnel.stages],
-                "win_rate": _pct(
+                "win_rate": percent(
                     f.stages.get("won", 0) / f.stages["lead"] if f.stages.get("lead") else None
                 ),
             }
@@ -261,7 +258,7 @@ def page_model(report: Report) -> dict[str, Any]:
                 "actual": _money(p.actual),
                 "target": _money(p.goal.target),
                 "meter": min(1.0, p.ratio or 0.0),
-                "progress": _pct(p.ratio),
+                "progress": percent(p.ratio),
             }
             for p in report.goals
         ],

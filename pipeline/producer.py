@@ -8,7 +8,7 @@ from typing import Any
 
 from pipeline.errors import BrokerError
 from pipeline.settings import Settings
-from pipeline.topics import TopicNames
+from pipeline.topics import TopicNames, kafka_client
 
 
 class Publisher:
@@ -16,26 +16,18 @@ class Publisher:
 
     def __init__(self, settings: Settings, *, linger_ms: int = 5) -> None:
         from kafka import KafkaProducer
-        from kafka.errors import KafkaError
 
         self.names = TopicNames.of(settings)
-        try:
-            self._producer: Any = KafkaProducer(
-                bootstrap_servers=settings.bootstrap_servers,
-                client_id=f"{settings.app_id}-publisher",
-                acks="all",
-                linger_ms=linger_ms,
-                batch_size=256 * 1024,
-                max_request_size=2 * 1024 * 1024,
-                request_timeout_ms=30_000,
-                bootstrap_timeout_ms=5_000,  # an unreachable broker fails fast
-                **settings.kafka_python_options(),
-            )
-        except KafkaError as exc:
-            raise BrokerError(
-                f"cannot reach the Kafka broker at {settings.broker} ({exc}); "
-                "start one (leadflow broker) or set LEADFLOW_BROKER"
-            ) from None
+        self._producer: Any = kafka_client(
+            KafkaProducer,
+            settings,
+            client_id=f"{settings.app_id}-publisher",
+            acks="all",
+            linger_ms=linger_ms,
+            batch_size=256 * 1024,
+            max_request_size=2 * 1024 * 1024,
+            request_timeout_ms=30_000,
+        )
         self._pending: list[Any] = []
 
     def topic(self, topic_kind: str) -> str:

@@ -683,7 +683,8 @@ def to_csv(report: Report) -> str:
     return buffer.getvalue()
 
 
-def _pct(rate: float | None) -> str:
+def percent(rate: float | None) -> str:
+    """A ratio as a percentage with one decimal; '-' when there is none."""
     return "-" if rate is None else f"{rate:.1%}"
 
 
@@ -701,7 +702,7 @@ def _funnel_table(funnel: Funnel) -> Table:
         grid.add_column(name, justify="left" if name == "stage" else "right")
     rates = {step.split("->")[1]: rate for step, rate in funnel.conversion.items()}
     for stage, n in funnel.stages.items():
-        grid.add_row(stage, str(n), _pct(rates[stage]) if stage in rates else "")
+        grid.add_row(stage, str(n), percent(rates[stage]) if stage in rates else "")
     return grid
 
 
@@ -717,7 +718,7 @@ def _by_source_tables(
     chosen = report.funnel_by_source if groups is None else groups
     for source, funnel in chosen.items():
         stages.add_row(source, *(str(funnel.stages.get(s, 0)) for s in report.funnel.stages))
-        rates.add_row(source, *(_pct(r) for r in funnel.conversion.values()))
+        rates.add_row(source, *(percent(r) for r in funnel.conversion.values()))
     return stages, rates
 
 
@@ -820,7 +821,7 @@ def goals_table(progress: Iterable[GoalProgress]) -> Table:
             p.goal.currency or "all",
             f"{p.goal.target:,}",
             f"{p.actual:,}",
-            _pct(p.ratio),
+            percent(p.ratio),
         )
     return table
 

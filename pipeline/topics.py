@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from pipeline.errors import BrokerError
 from pipeline.settings import Settings
@@ -11,6 +13,7 @@ from schemas.events import topic_kind_of
 
 log = logging.getLogger(__name__)
 STATE_TABLE = "leads"
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +51,24 @@ class TopicNames:
         return "marketing" if topic == self.marketing else "sales"
 
 
+def kafka_client(factory: Callable[..., T], settings: Settings, **options: Any) -> T:
+    """A kafka-python client with the security settings; one clear sentence if unreachable."""
+    from kafka.errors import KafkaError
+
+    try:
+        return factory(
+            bootstrap_servers=settings.bootstrap_servers,
+            bootstrap_timeout_ms=5_000,  # an unreachable broker fails fast
+            **settings.kafka_python_options(),
+            **options,
+        )
+    except KafkaError as exc:
+        raise BrokerError(
+            f"cannot reach the Kafka broker at {settings.broker} ({exc}); "
+            "start one (leadflow broker) or set LEADFLOW_BROKER"
+        ) from None
+
+
 def ensure_topics(settings: Settings, timeout: float = 20.0) -> dict[str, int]:
     """Create any missing topic with LEADFLOW_PARTITIONS partitions; return every partition count.
 
@@ -59,19 +80,12 @@ def ensure_topics(settings: Settings, timeout: float = 20.0) -> dict[str, int]:
 
     names = TopicNames.of(settings)
     wanted = [names.marketing, names.sales, names.lifecycle, names.dead_letters, names.rekeyed]
-    try:
-        admin = KafkaAdminClient(
-            bootstrap_servers=settings.bootstrap_servers,
-            client_id=f"{settings.app_id}-admin",
-            request_timeout_ms=int(timeout * 1000),
-            bootstrap_timeout_ms=5_000,  # an unreachable broker fails fast
-            **settings.kafka_python_options(),
-        )
-    except KafkaError as exc:
-        raise BrokerError(
-            f"cannot reach the Kafka broker at {settings.broker} ({exc}); "
-            "start one (leadflow broker) or set LEADFLOW_BROKER"
-        ) from None
+    admin = kafka_client(
+        KafkaAdminClient,
+        settings,
+        client_id=f"{settings.app_id}-admin",
+        request_timeout_ms=int(timeout * 1000),
+    )
     try:
         existing = set(admin.list_topics())
         missing = [name for name in wanted if name not in existing]

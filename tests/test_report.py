@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import sqlite3
 from collections import Counter, defaultdict
 from collections.abc import Iterator
@@ -14,13 +13,10 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
-from uuid import uuid4
 
 import pytest
 from rich.console import Console
-from sqlalchemy import Engine, create_engine, text
-from sqlalchemy.exc import OperationalError
-from sqlalchemy.pool import NullPool
+from sqlalchemy import Engine, text
 
 from agents.fold import STAGES, fold
 from pipeline.errors import PermanentStoreError, StoreError
@@ -38,14 +34,10 @@ from pipeline.report import (
     to_json,
 )
 from schemas.classify import DeadLetter
-from sinks import SqlSink, make_engine, upgrade
+from sinks import SqlSink, make_engine
 from tests.golden import Scenario, load_scenarios
 from tests.test_fold_scenarios import config_of, facts_of
 
-PG_URL = os.environ.get(
-    "LEADFLOW_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
-SCHEMA_TAG = f"reporttest_{uuid4().hex[:12]}"
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 STEPS = (("lead", "mql"), ("mql", "sal"), ("sal", "sql"), ("sql", "won"))
 
@@ -68,42 +60,9 @@ DEAD_LETTERS = [
 # -- fixtures ---------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
-def pg_admin() -> Iterator[Engine]:
-    engine = create_engine(PG_URL, poolclass=NullPool, connect_args={"connect_timeout": 5})
-    try:
-        with engine.connect():
-            pass
-    except OperationalError as error:
-        engine.dispose()
-        reason = str(error.orig).strip().splitlines()[0]
-        message = f"POSTGRESQL UNREACHABLE at {PG_URL} ({reason}): REPORT PG TESTS SKIPPED"
-        if os.environ.get("CI"):
-            pytest.fail(message, pytrace=False)
-        pytest.skip(message)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A migrated, empty store of its own: a SQLite file, or a fresh PostgreSQL schema."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'store.db'}"
-        upgrade(url)
-        yield url
-        return
-    admin: Engine = request.getfixturevalue("pg_admin")
-    schema = f"{SCHEMA_TAG}_{uuid4().hex[:8]}"
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        url = f"{PG_URL}?options=-csearch_path%3D{schema}"
-        upgrade(url)
-        yield url
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+@pytest.fixture
+def store_url(migrated_url: str) -> str:
+    return migrated_url
 
 
 @pytest.fixture

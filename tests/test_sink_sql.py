@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import os
 import threading
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -11,7 +10,6 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
-from uuid import uuid4
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -19,9 +17,7 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import Engine, create_engine, inspect, text
-from sqlalchemy.exc import OperationalError
-from sqlalchemy.pool import NullPool
+from sqlalchemy import Engine, inspect, text
 
 from agents.facts import TYPE_RANK, Fact
 from agents.fold import FoldConfig, LeadSnapshot, fold
@@ -45,62 +41,18 @@ from sinks.store import AGGREGATE_LOCK_ID
 from tests.golden import Scenario, assert_rows_match, load_scenarios, parse_time
 from tests.test_fold_scenarios import config_of, facts_of
 
-PG_URL = os.environ.get(
-    "LEADFLOW_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
-SESSION_TAG = f"sinktest_{uuid4().hex[:12]}"
 SCENARIOS = load_scenarios()
 BY_NAME = {s.name[:2]: s for s in SCENARIOS}
 T1 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 T2 = T1 + timedelta(hours=1)
-_schema_numbers = itertools.count()
 
 
 # -- fixtures ---------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
-def pg_admin() -> Iterator[Engine]:
-    engine = create_engine(PG_URL, poolclass=NullPool, connect_args={"connect_timeout": 5})
-    try:
-        with engine.connect():
-            pass
-    except OperationalError as error:
-        engine.dispose()
-        reason = str(error.orig).strip().splitlines()[0] if error.orig else str(error)
-        message = f"POSTGRESQL UNREACHABLE at {PG_URL} ({reason})"
-        if os.environ.get("CI"):
-            pytest.fail(f"{message}: CI is set, so this is a failure", pytrace=False)
-        pytest.skip(f"{message}: POSTGRESQL SINK TESTS SKIPPED")
-    yield engine
-    with engine.begin() as conn:
-        leftovers = conn.execute(
-            text("SELECT nspname FROM pg_namespace WHERE nspname LIKE :tag"),
-            {"tag": SESSION_TAG + "%"},
-        ).scalars()
-        for schema in list(leftovers):
-            conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-    engine.dispose()
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
 @pytest.fixture
-def store_url(backend: str, request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[str]:
-    """An empty store of its own: a SQLite file, or a fresh PostgreSQL schema in ``test``."""
-    if backend == "sqlite":
-        yield f"sqlite:///{tmp_path / 'store.db'}"
-        return
-    admin: Engine = request.getfixturevalue("pg_admin")
-    schema = f"{SESSION_TAG}_{next(_schema_numbers)}"
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    yield f"{PG_URL}?options=-csearch_path%3D{schema}"
-    with admin.begin() as conn:
-        conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+def backend(database_url: str) -> str:
+    return "sqlite" if database_url.startswith("sqlite") else "postgresql"
 
 
 @dataclass
@@ -111,11 +63,10 @@ class Store:
 
 
 @pytest.fixture
-def store(store_url: str) -> Iterator[Store]:
-    upgrade(store_url)
-    engine = make_engine(store_url)
+def store(migrated_url: str) -> Iterator[Store]:
+    engine = make_engine(migrated_url)
     sink = SqlSink(engine)
-    yield Store(store_url, engine, sink)
+    yield Store(migrated_url, engine, sink)
     sink.close()
 
 
