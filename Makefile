@@ -22,15 +22,19 @@ run: $(STAMP)
 test: $(STAMP) test-tools
 	$(BIN)/python -m pytest
 
-# The operations tests run a real Prometheus and promtool (Debian package `prometheus`).
+# Tools some tests drive for real, from Debian packages: a Prometheus server and promtool
+# (operations tests) and Chromium (dashboard browser test).
 test-tools:
-	@if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null; then \
+	@missing=""; \
+	command -v prometheus >/dev/null && command -v promtool >/dev/null || missing="prometheus"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    echo "installing the Debian package prometheus (for the operations tests)"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null; \
+	    echo "installing Debian packages for the tests:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	  else \
-	    echo "WARNING: prometheus/promtool not found; install the Debian package 'prometheus'."; \
-	    echo "WARNING: without it the operations tests SKIP (and FAIL when CI is set)."; \
+	    echo "WARNING: missing Debian packages:$$missing (install them as root)."; \
+	    echo "WARNING: without them some tests SKIP (and FAIL when CI is set)."; \
 	  fi; \
 	fi
 
@@ -46,8 +50,9 @@ typecheck: $(STAMP)
 
 check: lint typecheck test
 
+# About ten minutes; the last line is the `bench:` summary, figures in bench/results/.
 bench: $(STAMP)
-	$(BIN)/python bench/fold_speed.py
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
