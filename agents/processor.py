@@ -65,6 +65,8 @@ class LeadProcessor:
         sink: Sink,
         send: Send,
         metrics: Metrics,
+        flush: Callable[[], Awaitable[None]] | None = None,
+        restore: Callable[[str, bytes], None] | None = None,
         retry_max_seconds: float = 30.0,
     ) -> None:
         self.names = names
@@ -76,12 +78,15 @@ class LeadProcessor:
         self.send = send
         self.metrics = metrics
         self.retry_max_seconds = retry_max_seconds
+        self._flush = flush
+        self._restore = restore
         # One writer thread: the store gets one transaction at a time from this worker.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="leadflow-sink")
-        # The states this worker wrote, authoritative over the table for the partitions it
-        # holds: a table recovery during a rebalance may re-apply changelog records older
-        # than writes still in the producer's buffer.
+        # States written since the last producer flush. A table recovery during a rebalance
+        # re-applies the changelog over memory, so it can bring back a record older than a
+        # write still in the producer's buffer; these are put back once the rebalance is done.
         self._written: dict[str, bytes] = {}
+        self._rebalancing = False
         self._lock: asyncio.Lock | None = None
         self.owned = OwnedLeads(lambda lead_id: partition_of(lead_id, partitions))
 
@@ -186,9 +191,13 @@ class LeadProcessor:
         for update in updates:
             self._written[update.lead_id] = update.state
             self.table[update.lead_id] = update.state
-            self.owned.update(update.lead_id, update.new)
+            self.owned.update(update.lead_id, update.old, update.new)
             self._count_changes(update)
         self.refresh_gauges()
+        if self._flush is not None and updates:
+            await self._flush()
+            if not self._rebalancing:
+                self._written.clear()
 
     def _count_changes(self, update: LeadUpdate) -> None:
         metrics = self.metrics
@@ -222,16 +231,23 @@ class LeadProcessor:
             if lag_us < _DAY_US:
                 self.metrics.event_lag.observe(max(0, lag_us) / 1_000_000)
 
+    def begin_rebalance(self) -> None:
+        self._rebalancing = True
+
     def rebuild_owned(self, partitions: set[int]) -> None:
-        """After a rebalance: count the leads of the partitions this worker now owns."""
+        """After a rebalance: put back unflushed writes, count the leads of owned partitions."""
         self._written = {
             lead: state
             for lead, state in self._written.items()
             if partition_of(lead, self.partitions) in partitions
         }
-        states = {**dict(self.table.items()), **self._written}
+        if self._restore is not None:
+            for lead, state in self._written.items():
+                self._restore(lead, state)
+        self._rebalancing = False
         self.owned.rebuild(
-            partitions, ((lead, decode_header(raw)) for lead, raw in states.items() if raw)
+            partitions,
+            ((lead, decode_header(raw)) for lead, raw in list(self.table.items()) if raw),
         )
         self.refresh_gauges()
 

@@ -18,6 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from agents.fold import FoldConfig
 from agents.processor import Incoming, LeadProcessor
 from agents.stream import run_batches
+from pipeline.faust_tuning import cap_fetch_wait
 from pipeline.goals import GoalProgress, goal_progress
 from pipeline.metrics import Metrics
 from pipeline.settings import Settings
@@ -83,6 +84,7 @@ def create_app(
     names = TopicNames.of(settings)
     metrics = metrics or Metrics.create()
     state = WorkerState()
+    cap_fetch_wait(settings.fetch_max_wait_ms)
     app = LeadflowApp(settings.app_id, **faust_settings(settings))
     table = app.Table(
         STATE_TABLE,
@@ -110,6 +112,8 @@ def create_app(
         sink=sink,
         send=send,
         metrics=metrics,
+        flush=app.producer.flush,
+        restore=table.data.__setitem__,
         retry_max_seconds=settings.store_retry_max_seconds,
     )
 
@@ -151,6 +155,10 @@ def create_app(
             for item in progress:
                 if item.ratio is not None:
                     metrics.goal_progress.labels(item.goal.period, item.goal.metric).set(item.ratio)
+
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]
+    async def _revoked(sender: Any, *args: Any, **kwargs: Any) -> None:
+        processor.begin_rebalance()
 
     @app.on_rebalance_complete.connect  # type: ignore[arg-type]
     async def _ready(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:

@@ -36,6 +36,7 @@ class Settings(BaseSettings):
     session_timeout: float = Field(default=10.0, ge=1.0, le=300.0)
     batch_size: int = Field(default=2000, ge=1, le=100_000)
     batch_seconds: float = Field(default=0.1, gt=0, le=10.0)
+    fetch_max_wait_ms: int = Field(default=100, ge=0, le=10_000)
     store_retry_max_seconds: float = Field(default=30.0, gt=0)
     sla_check_seconds: float = Field(default=1.0, gt=0, le=3600)
     # Secrets: SecretStr never prints its value (repr, logs, errors).
