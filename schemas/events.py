@@ -37,8 +37,9 @@ Name = Annotated[
     str, Strict(), StringConstraints(min_length=1, max_length=256), AfterValidator(_no_nul)
 ]
 OptName = Annotated[Name | None, BeforeValidator(_empty_to_none)]
-Score = Annotated[int, Strict()]
-Amount = Annotated[Decimal, Field(ge=0, max_digits=18, decimal_places=2, allow_inf_nan=False)]
+Score = Annotated[int, Strict(), Field(ge=-(2**31), le=2**31 - 1)]  # the store's INTEGER
+# 15 digits: exact in every store (SQLite keeps NUMERIC as a double, exact to 15 digits).
+Amount = Annotated[Decimal, Field(ge=0, max_digits=15, decimal_places=2, allow_inf_nan=False)]
 Currency = Annotated[str, Strict(), StringConstraints(pattern=r"^[A-Z]{3}$")]
 Timestamp = Annotated[AwareDatetime, Strict()]
 

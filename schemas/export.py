@@ -9,7 +9,7 @@ from typing import Any
 from schemas.events import EVENT_MODELS, topic_kind_of
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
-AMOUNT_PATTERN = r"^[0-9]{1,16}(\.[0-9]{1,2})?$"
+AMOUNT_PATTERN = r"^[0-9]{1,13}(\.[0-9]{1,2})?$"
 
 
 def event_schema(event_type: str) -> dict[str, Any]:

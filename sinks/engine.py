@@ -69,6 +69,9 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     try:
         cursor.execute("PRAGMA journal_mode=WAL")
+        # In WAL mode, NORMAL still survives a killed process; only an OS crash or power loss
+        # can lose the last commits (production stores are PostgreSQL).
+        cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA foreign_keys=OFF")
         cursor.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")

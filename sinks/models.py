@@ -112,7 +112,8 @@ class RevenueDaily(Base):
     campaign_id: Mapped[str] = mapped_column(primary_key=True)
     currency: Mapped[str] = mapped_column(primary_key=True)
     won_deals: Mapped[int]
-    won_amount: Mapped[Decimal]
+    # Sums of many NUMERIC(18,2) amounts: room for them.
+    won_amount: Mapped[Decimal] = mapped_column(Numeric(38, 2))
 
 
 class DeadLetterRow(Base):

@@ -9,7 +9,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, Engine, Table, delete, insert, select, text
+from sqlalchemy import Connection, Engine, Table, delete, select, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from agents.fold import LeadSnapshot
@@ -33,6 +33,7 @@ from sinks.models import (
     LeadLifecycle,
     LeadStageTransition,
 )
+from sinks.rows import delete_rows, insert_rows
 
 # Any constant shared by every leadflow writer of one database; "leadflow" in ASCII.
 AGGREGATE_LOCK_ID = 0x6C656164666C6F77
@@ -119,7 +120,7 @@ def _write_snapshots(conn: Connection, snapshots: Sequence[LeadSnapshot], now: d
     if not fresh:
         return 0
     ids = sorted(s.lead_id for s in fresh)
-    funnel, revenue = _old_contributions(conn, ids, old)
+    funnel, revenue, stored = _old_contributions(conn, ids, old)
     for snap in fresh:
         life = snap.lifecycle
         funnel.update(
@@ -130,7 +131,7 @@ def _write_snapshots(conn: Connection, snapshots: Sequence[LeadSnapshot], now: d
             )
         )
         _add_revenue(revenue, life, +1)
-    written = _replace_lead_rows(conn, fresh, ids, now)
+    written = _replace_lead_rows(conn, fresh, old, stored, now)
     apply_funnel_delta(conn, funnel)
     apply_revenue_delta(conn, revenue)
     return written
@@ -155,24 +156,31 @@ def _read_old_lifecycles(conn: Connection, ids: Sequence[str]) -> dict[str, dict
     return old
 
 
+Transition = tuple[int, str, datetime, bool]  # cycle_no, stage, entered_at, inferred
+
+
 def _old_contributions(
     conn: Connection, ids: Sequence[str], old: dict[str, dict[str, Any]]
-) -> tuple[Counter[FunnelKey], dict[RevenueKey, tuple[int, Decimal]]]:
-    """Minus what the stored rows of the leads about to be replaced count in the aggregates."""
+) -> tuple[Counter[FunnelKey], dict[RevenueKey, tuple[int, Decimal]], dict[str, set[Transition]]]:
+    """Minus what the stored rows of the leads about to be replaced count in the aggregates,
+    and those leads' stored transitions."""
     existing = [lead_id for lead_id in ids if lead_id in old]
     funnel: Counter[FunnelKey] = Counter()
     revenue: dict[RevenueKey, tuple[int, Decimal]] = {}
-    entries: dict[str, list[tuple[datetime, str]]] = {lead_id: [] for lead_id in existing}
+    stored: dict[str, set[Transition]] = {lead_id: set() for lead_id in existing}
     c = _transitions.c
     for chunk in _chunks(existing):
-        query = select(c.lead_id, c.entered_at, c.stage).where(c.lead_id.in_(chunk))
-        for lead_id, entered_at, stage in conn.execute(query):
-            entries[lead_id].append((entered_at, stage))
+        query = select(c.lead_id, c.cycle_no, c.stage, c.entered_at, c.inferred).where(
+            c.lead_id.in_(chunk)
+        )
+        for lead_id, cycle_no, stage, entered_at, inferred in conn.execute(query):
+            stored[lead_id].add((cycle_no, stage, entered_at, bool(inferred)))
     for lead_id in existing:
         row = old[lead_id]
-        funnel.subtract(funnel_keys(entries[lead_id], row["source"], row["campaign_id"]))
+        entries = ((entered_at, stage) for _, stage, entered_at, _ in stored[lead_id])
+        funnel.subtract(funnel_keys(entries, row["source"], row["campaign_id"]))
         _add_revenue(revenue, row, -1)
-    return funnel, revenue
+    return funnel, revenue, stored
 
 
 def _add_revenue(
@@ -184,40 +192,69 @@ def _add_revenue(
         revenue[key] = (deals + sign, amount + sign * Decimal(row["amount"] or 0))
 
 
+_SLA_COLUMNS = (
+    "mql_at",
+    "deadline",
+    "responded_at",
+    "response_type",
+    "response_seconds",
+    "status",
+    "owner_id",
+)
+
+
 def _replace_lead_rows(
-    conn: Connection, fresh: Sequence[LeadSnapshot], ids: Sequence[str], now: datetime
+    conn: Connection,
+    fresh: Sequence[LeadSnapshot],
+    old: dict[str, dict[str, Any]],
+    stored: dict[str, set[Transition]],
+    now: datetime,
 ) -> int:
+    """Make each lead's rows exactly its snapshot's, touching only the rows that changed."""
     rows = [{**snap.lifecycle, "updated_at": now} for snap in fresh]
-    stmt = upsert(conn, _lifecycle)
-    changes = {col.name: stmt.excluded[col.name] for col in _lifecycle.c if not col.primary_key}
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[_lifecycle.c.lead_id],
-        set_=changes,
-        where=_lifecycle.c.version < stmt.excluded.version,
-    )
-    conn.execute(stmt, rows)
-    for chunk in _chunks(ids):
-        conn.execute(delete(_transitions).where(_transitions.c.lead_id.in_(chunk)))
-        conn.execute(delete(_sla).where(_sla.c.lead_id.in_(chunk)))
-        conn.execute(delete(_attribution).where(_attribution.c.lead_id.in_(chunk)))
+    insert_rows(conn, _lifecycle, rows, upsert_key=("lead_id",), only_if_newer="version")
+    gone: list[tuple[Any, ...]] = []
+    added: list[dict[str, Any]] = []
+    for snap in fresh:
+        before = stored.get(snap.lead_id, set())
+        after = {
+            (t["cycle_no"], t["stage"], t["entered_at"], t["inferred"]): t for t in snap.transitions
+        }
+        gone += [(snap.lead_id, c, stage) for c, stage, _, _ in before - after.keys()]
+        added += [row for key, row in after.items() if key not in before]
+    delete_rows(conn, _transitions, ("lead_id", "cycle_no", "stage"), gone)
+    insert_rows(conn, _transitions, added)
+    sla_written = _replace_sla(conn, fresh)
+    won_before = [lead for lead, row in old.items() if row["stage"] == "won"]
     credits = [row for snap in fresh for row in snap.attribution]
-    if credits:
-        conn.execute(insert(_attribution), credits)
-    transitions = [row for snap in fresh for row in snap.transitions]
-    sla = [row for snap in fresh for row in snap.sla]
-    if transitions:
-        conn.execute(insert(_transitions), transitions)
-    if sla:
-        conn.execute(insert(_sla), sla)
+    attributed = sorted({*won_before, *(row["lead_id"] for row in credits)})
+    for chunk in _chunks(attributed):
+        conn.execute(delete(_attribution).where(_attribution.c.lead_id.in_(chunk)))
+    insert_rows(conn, _attribution, credits)
     contacts = [{**snap.contact, "updated_at": now} for snap in fresh if snap.contact]
-    if contacts:
-        stmt = upsert(conn, _contacts)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[_contacts.c.lead_id],
-            set_={name: stmt.excluded[name] for name in ("email", "company", "country")},
-        )
-        conn.execute(stmt, contacts)
-    return len(rows) + len(transitions) + len(sla) + len(contacts)
+    insert_rows(conn, _contacts, contacts, upsert_key=("lead_id",))
+    return len(rows) + len(gone) + len(added) + sla_written + len(contacts)
+
+
+def _replace_sla(conn: Connection, fresh: Sequence[LeadSnapshot]) -> int:
+    c = _sla.c
+    stored: dict[tuple[str, int], tuple[Any, ...]] = {}
+    for chunk in _chunks([snap.lead_id for snap in fresh]):
+        query = select(c.lead_id, c.cycle_no, *(c[name] for name in _SLA_COLUMNS))
+        for found in conn.execute(query.where(c.lead_id.in_(chunk))):
+            stored[found[0], found[1]] = tuple(found[2:])
+    changed = []
+    keep = set()
+    for snap in fresh:
+        for row in snap.sla:
+            key = (snap.lead_id, row["cycle_no"])
+            keep.add(key)
+            if stored.get(key) != tuple(row[name] for name in _SLA_COLUMNS):
+                changed.append(row)
+    gone = [key for key in stored if key not in keep]
+    delete_rows(conn, _sla, ("lead_id", "cycle_no"), gone)
+    insert_rows(conn, _sla, changed, upsert_key=("lead_id", "cycle_no"))
+    return len(changed) + len(gone)
 
 
 def _write_dead_letters(conn: Connection, dead_letters: Sequence[DeadLetter]) -> int:

@@ -1,0 +1,81 @@
+"""Writing many rows through the driver directly: the sink's hot path, without per-value ORM work.
+
+SQLAlchemy's type processing costs more than the database itself on batches of thousands of
+rows (and holds the GIL the event loop needs); these statements pass driver-ready values to
+one ``executemany``, stored exactly as the models' types store them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Connection, Table
+
+Convert = Callable[[Any], Any]
+
+
+def _sqlite_value(value: Any) -> Any:
+    kind = type(value)
+    if kind is datetime:
+        # As UTCDateTime stores it on SQLite: naive UTC text with microseconds.
+        return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+    if kind is Decimal:
+        return float(value)  # SQLite NUMERIC affinity: what Numeric binds there
+    if kind is bool:
+        return int(value)
+    return value
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+def converter(conn: Connection) -> Convert:
+    return _sqlite_value if conn.dialect.name == "sqlite" else _same
+
+
+def _marks(conn: Connection, count: int) -> str:
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    return ", ".join([mark] * count)
+
+
+def insert_rows(
+    conn: Connection,
+    table: Table,
+    rows: Sequence[dict[str, Any]],
+    *,
+    upsert_key: Sequence[str] = (),
+    only_if_newer: str | None = None,
+) -> None:
+    """INSERT rows (dicts with every column of ``table``); with ``upsert_key``, replace on
+    conflict, and with ``only_if_newer`` only when that column grows."""
+    if not rows:
+        return
+    columns = [column.name for column in table.columns]
+    sql = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({_marks(conn, len(columns))})"
+    if upsert_key:
+        updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in upsert_key)
+        sql += f" ON CONFLICT ({', '.join(upsert_key)}) DO UPDATE SET {updates}"
+        if only_if_newer:
+            sql += f" WHERE {table.name}.{only_if_newer} < excluded.{only_if_newer}"
+    convert = converter(conn)
+    values = [tuple(convert(row[c]) for c in columns) for row in rows]
+    conn.exec_driver_sql(sql, values)
+
+
+def delete_rows(
+    conn: Connection, table: Table, key: Sequence[str], keys: Sequence[tuple[Any, ...]]
+) -> None:
+    """DELETE the rows whose ``key`` columns equal each tuple of ``keys``."""
+    if not keys:
+        return
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    where = " AND ".join(f"{c} = {mark}" for c in key)
+    convert = converter(conn)
+    conn.exec_driver_sql(
+        f"DELETE FROM {table.name} WHERE {where}",
+        [tuple(convert(v) for v in row) for row in keys],
+    )
