@@ -48,14 +48,10 @@ def fold_batch(
         old, stored = decode_state(load(lead_id))
         running = LeadFold(lead_id, config, stored)
         before = running.progress()
-        added = 0
-        for fact in new_facts:
-            if running.add(fact):
-                added += 1
-                result.outcomes[fact.event_type, "accepted"] += 1
-            else:
-                result.outcomes[fact.event_type, "duplicate"] += 1
-        if added:
+        flags = running.add_many(new_facts)
+        for fact, new in zip(new_facts, flags, strict=True):
+            result.outcomes[fact.event_type, "accepted" if new else "duplicate"] += 1
+        if any(flags):
             result.updates.append(_update(running, old, before, now))
     return result
 

@@ -121,6 +121,28 @@ class LeadFold:
             self._refold()
         return True
 
+    def add_many(self, facts: Iterable[Fact]) -> list[bool]:
+        """Add several events; at most one refold whatever their order (False: duplicate)."""
+        added: list[bool] = []
+        fresh: list[Fact] = []
+        for fact in facts:
+            new = fact.event_id not in self._ids
+            added.append(new)
+            if new:
+                self._ids.add(fact.event_id)
+                fresh.append(fact)
+        if not fresh:
+            return added
+        fresh.sort()
+        if not self.facts or fresh[0] > self.facts[-1]:
+            self.facts.extend(fresh)
+            for fact in fresh:
+                self._apply(fact)
+        else:
+            self.facts = sorted(self.facts + fresh)
+            self._refold()
+        return added
+
     def __contains__(self, event_id: str) -> bool:
         return event_id in self._ids
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,6 +28,7 @@ from sinks.store import Sink
 
 log = logging.getLogger("leadflow.agents")
 _DAY_US = 86_400_000_000
+FLUSH_SECONDS = 0.5  # how long written states are kept aside before the changelog flush
 
 # (topic, key, value) -> awaitable delivery; the Faust producer in a worker, a fake nowhere.
 Send = Callable[[str, bytes | None, bytes], Awaitable[Awaitable[Any]]]
@@ -51,6 +53,19 @@ class Incoming:
     value: bytes | None
 
 
+@dataclass(slots=True)
+class _Job:
+    """One batch folded and waiting for the store: what to write, emit and count."""
+
+    updates: list[LeadUpdate]
+    letters: list[DeadLetter]
+    now: datetime
+    outcomes: Counter[tuple[str, str]]
+    done: asyncio.Future[None] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+
 class LeadProcessor:
     """The body of both agents; the Faust parts (table, producer) are injected."""
 
@@ -68,6 +83,7 @@ class LeadProcessor:
         flush: Callable[[], Awaitable[None]] | None = None,
         restore: Callable[[str, bytes], None] | None = None,
         retry_max_seconds: float = 30.0,
+        pipeline_depth: int = 2,
     ) -> None:
         self.names = names
         self.partitions = partitions
@@ -86,14 +102,18 @@ class LeadProcessor:
         # re-applies the changelog over memory, so it can bring back a record older than a
         # write still in the producer's buffer; these are put back once the rebalance is done.
         self._written: dict[str, bytes] = {}
+        self._unflushed: list[tuple[str, bytes]] = []
+        self._flushed_at = time.monotonic()
         self._rebalancing = False
-        self._lock: asyncio.Lock | None = None
+        self.pipeline_depth = pipeline_depth
+        self._jobs: asyncio.Queue[_Job] = asyncio.Queue()
+        self._writer: asyncio.Task[None] | None = None
         self.owned = OwnedLeads(lambda lead_id: partition_of(lead_id, partitions))
 
     # -- the two entry points ------------------------------------------------------------
 
-    async def handle_input(self, messages: Sequence[Incoming]) -> None:
-        """A batch from the marketing and sales topics."""
+    async def handle_input(self, messages: Sequence[Incoming]) -> Awaitable[None]:
+        """A batch from the marketing and sales topics; returns when it will be written."""
         now = utcnow()
         local: list[tuple[str, Fact]] = []
         forward: list[tuple[str, Fact]] = []
@@ -112,8 +132,6 @@ class LeadProcessor:
                         now,
                     )
                 )
-                self.metrics.events.labels(message.topic, "invalid", "dead_letter").inc()
-                self.metrics.dead_letters.labels(verdict.reason).inc()
                 continue
             fact = Fact.from_event(verdict)
             if self._owns(message.topic, message.partition, verdict.lead_id):
@@ -121,12 +139,12 @@ class LeadProcessor:
             else:
                 forward.append((verdict.lead_id, fact))
         await self._forward(forward)
-        await self._apply(local, letters, now)
+        return await self._apply(local, letters, now)
 
-    async def handle_rekeyed(self, messages: Sequence[Incoming]) -> None:
+    async def handle_rekeyed(self, messages: Sequence[Incoming]) -> Awaitable[None]:
         """A batch from the internal topic of events re-keyed by ``lead_id``."""
         facts = [decode_fact(m.value) for m in messages if m.value]
-        await self._apply(facts, [], utcnow())
+        return await self._apply(facts, [], utcnow())
 
     # -- steps ---------------------------------------------------------------------------
 
@@ -151,53 +169,104 @@ class LeadProcessor:
 
     async def _apply(
         self, facts: list[tuple[str, Fact]], letters: list[DeadLetter], now: datetime
-    ) -> None:
+    ) -> Awaitable[None]:
+        """Fold now (later batches must see these events); store, emit and keep in order later.
+
+        Folding and the tentative state update have no await between them, so batches of both
+        agents and the SLA clock never interleave on a lead.
+        """
         self._observe_lag(facts, now)
-        async with self._batch_lock():
-            result = fold_batch(facts, self._load, self.config, now)
-            await self._commit(result.updates, letters, now)
-        for (event_type, outcome), count in result.outcomes.items():
-            topic = self.names.topic_of(event_type)
-            self.metrics.events.labels(topic, event_type, outcome).inc(count)
+        result = fold_batch(facts, self._load, self.config, now)
+        self._hold(result.updates)
+        return await self._submit(_Job(result.updates, letters, now, result.outcomes))
 
     async def expire_due(self) -> int:
         """The SLA clock: turn pending SLAs whose deadline passed into breached; no scan."""
         now = utcnow()
         due = self.owned.due(to_micros(now))
-        if not due:
-            return 0
-        async with self._batch_lock():
-            updates = [
-                update
-                for lead_id in due
-                if (update := refresh(lead_id, self._load(lead_id), self.config, now)) is not None
-            ]
-            await self._commit(updates, [], now)
+        updates = [
+            update
+            for lead_id in due
+            if (update := refresh(lead_id, self._load(lead_id), self.config, now)) is not None
+        ]
+        if updates:
+            self._hold(updates)
+            await (await self._submit(_Job(updates, [], now, Counter())))
         return len(updates)
 
-    def _batch_lock(self) -> asyncio.Lock:
-        # Both agents and the SLA clock may touch one lead: one batch at a time folds and writes.
-        if self._lock is None:
-            self._lock = asyncio.Lock()
-        return self._lock
-
-    async def _commit(
-        self, updates: list[LeadUpdate], letters: list[DeadLetter], now: datetime
-    ) -> None:
-        await self.write_store([u.snapshot for u in updates], letters, now)
-        await self._emit(updates, letters, now)
-        # Last: once the state holds these events, their duplicates change nothing, so the
-        # store and the lifecycle stream must already have them (crash safety).
+    def _hold(self, updates: list[LeadUpdate]) -> None:
+        # The new states are what later batches fold on, in memory only: the changelog gets
+        # them once the store has them, so a restart never holds events the store lacks.
         for update in updates:
             self._written[update.lead_id] = update.state
-            self.table[update.lead_id] = update.state
+            if self._restore is not None:
+                self._restore(update.lead_id, update.state)
+
+    async def _submit(self, job: _Job) -> asyncio.Future[None]:
+        if self._writer is None or self._writer.done():
+            self._jobs = asyncio.Queue(maxsize=self.pipeline_depth)
+            self._writer = asyncio.get_running_loop().create_task(self._write_jobs())
+        await self._jobs.put(job)
+        return job.done
+
+    async def _write_jobs(self) -> None:
+        """Store, emit and commit state for each batch in order, while the next ones fold."""
+        failed: BaseException | None = None
+        while True:
+            job = await self._jobs.get()
+            if failed is not None:  # never write past a batch that could not be written
+                job.done.set_exception(failed)
+                continue
+            try:
+                await self._finish(job)
+            except asyncio.CancelledError:
+                job.done.cancel()
+                raise
+            except Exception as exc:
+                failed = exc
+                job.done.set_exception(exc)
+            else:
+                job.done.set_result(None)
+
+    async def _finish(self, job: _Job) -> None:
+        """Store, then queue the snapshots and the changelog; the job is done once delivered.
+
+        The next job's store write does not wait for this one's deliveries; Faust flushes the
+        producer before it commits any offset, and the offsets wait for ``job.done``.
+        """
+        updates, letters, now = job.updates, job.letters, job.now
+        await self.write_store([u.snapshot for u in updates], letters, now)
+        deliveries = await self._emit(updates, letters, now)
+        for update in updates:
+            self.table[update.lead_id] = update.state  # memory again, and the changelog
             self.owned.update(update.lead_id, update.old, update.new)
             self._count_changes(update)
+            self._unflushed.append((update.lead_id, update.state))
+        for letter in letters:
+            self.metrics.events.labels(letter.topic, "invalid", "dead_letter").inc()
+            self.metrics.dead_letters.labels(letter.reason).inc()
+        for (event_type, outcome), count in job.outcomes.items():
+            topic = self.names.topic_of(event_type)
+            self.metrics.events.labels(topic, event_type, outcome).inc(count)
         self.refresh_gauges()
-        if self._flush is not None and updates:
-            await self._flush()
-            if not self._rebalancing:
-                self._written.clear()
+        if time.monotonic() - self._flushed_at > FLUSH_SECONDS:
+            await self._flush_changelog()
+        done = asyncio.gather(*deliveries)
+        done.add_done_callback(lambda f: _settle(job.done, f))
+
+    async def _flush_changelog(self) -> None:
+        """Flush the producer; states it has delivered no longer need keeping aside."""
+        self._flushed_at = time.monotonic()
+        if self._flush is None:
+            return
+        flushed, self._unflushed = self._unflushed, []
+        await self._flush()
+        if not self._rebalancing:
+            for lead_id, state in flushed:
+                if self._written.get(lead_id) is state:
+                    del self._written[lead_id]
+        else:
+            self._unflushed.extend(flushed)
 
     def _count_changes(self, update: LeadUpdate) -> None:
         metrics = self.metrics
@@ -281,7 +350,8 @@ class LeadProcessor:
 
     async def _emit(
         self, updates: list[LeadUpdate], letters: list[DeadLetter], now: datetime
-    ) -> None:
+    ) -> list[Awaitable[Any]]:
+        """Queue the lifecycle snapshots and dead letters; returns their deliveries."""
         deliveries = []
         for update in updates:
             deliveries.append(
@@ -295,8 +365,7 @@ class LeadProcessor:
             deliveries.append(
                 await self.send(self.names.dead_letters, None, encode_dead_letter(letter))
             )
-        if deliveries:
-            await asyncio.gather(*deliveries)
+        return deliveries
 
     async def dead_letter_failure(self, message: Incoming, error: Exception) -> None:
         """Dead-letter one message whose processing raised (a bug, not bad input)."""
@@ -307,12 +376,23 @@ class LeadProcessor:
         letter = DeadLetter.of(
             message.value, rejection, message.topic, message.partition, message.offset, now
         )
-        self.metrics.dead_letters.labels(rejection.reason).inc()
-        await self.write_store([], [letter], now)
-        await self._emit([], [letter], now)
+        await (await self._submit(_Job([], [letter], now, Counter())))
 
     def close(self) -> None:
+        if self._writer is not None:
+            self._writer.cancel()
         self._executor.shutdown(wait=True)
+
+
+def _settle(done: asyncio.Future[None], deliveries: asyncio.Future[Any]) -> None:
+    if done.done():
+        return
+    if deliveries.cancelled():
+        done.cancel()
+    elif deliveries.exception() is not None:
+        done.set_exception(deliveries.exception())  # type: ignore[arg-type]
+    else:
+        done.set_result(None)
 
 
 def encode_dead_letter(letter: DeadLetter) -> bytes:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from signal import SIGTERM
 from typing import Any
@@ -16,8 +16,8 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from agents.fold import FoldConfig
-from agents.processor import Incoming, LeadProcessor
-from agents.stream import run_batches
+from agents.processor import LeadProcessor
+from agents.stream import Handler, run_batches
 from pipeline.faust_tuning import cap_fetch_wait
 from pipeline.goals import GoalProgress, goal_progress
 from pipeline.metrics import Metrics
@@ -56,7 +56,8 @@ def faust_settings(settings: Settings) -> dict[str, Any]:
         "broker_rebalance_timeout": settings.session_timeout,
         "broker_heartbeat_interval": max(0.3, settings.session_timeout / 10),
         "broker_commit_interval": 1.0,
-        "stream_wait_empty": False,
+        # On a rebalance, let batches in flight reach the store and ack before partitions go.
+        "stream_wait_empty": True,
         "producer_linger": 0.002,
         "web_enabled": True,
         "web_bind": settings.web_host,
@@ -118,6 +119,8 @@ def create_app(
     )
 
     def on_fatal(message: str) -> None:
+        if state.fatal is not None:  # later batches fail for the same reason: stop once
+            return
         state.fatal = message
         log.critical("leadflow worker stops: %s", message)
         os.kill(os.getpid(), SIGTERM)
@@ -125,7 +128,7 @@ def create_app(
     inputs = app.topic(*names.inputs, key_type=bytes, value_type=bytes)
     rekeyed = app.topic(names.rekeyed, key_type=bytes, value_type=bytes)
 
-    def batch_agent(handler: Callable[[Sequence[Incoming]], Awaitable[None]]) -> Any:
+    def batch_agent(handler: Handler) -> Any:
         async def agent(stream: Any) -> Any:
             async for size in run_batches(
                 stream, handler, processor, on_fatal, settings.batch_size, settings.batch_seconds
