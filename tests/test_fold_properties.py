@@ -89,3 +89,15 @@ def test_invariants_of_any_lead(events: list[Fact]) -> None:
         if sla["response_seconds"] is not None:
             assert sla["response_seconds"] >= 0
         assert sla["status"] in ("met", "breached", "pending")
+
+
+@settings(max_examples=200, deadline=None)
+@given(events=leads(), data=st.data())
+def test_adding_in_chunks_equals_folding_at_once(events: list[Fact], data: st.DataObject) -> None:
+    order = data.draw(st.permutations(events + events[:3]))
+    cut = data.draw(st.integers(min_value=0, max_value=len(order)))
+    running = LeadFold("L", CONFIG)
+    first = running.add_many(order[:cut])
+    second = running.add_many(order[cut:])
+    assert sum(first) + sum(second) == len({f.event_id for f in events})
+    assert running.snapshot(NOW) == fold("L", events, CONFIG, NOW)
