@@ -22,6 +22,7 @@ class LeadUpdate:
     old: Header | None
     new: Header
     entries: frozenset[tuple[int, str]]  # (cycle, stage) entered by this change
+    dropped: frozenset[tuple[int, str]]  # (cycle, stage) a late event restated away
     responded: frozenset[int]  # cycles whose first sales response came with this change
 
 
@@ -84,5 +85,6 @@ def _update(
         old,
         header,
         entries - before[0],
+        before[0] - entries,
         responded - before[1],
     )

@@ -270,17 +270,25 @@ class LeadProcessor:
 
     def _count_changes(self, update: LeadUpdate) -> None:
         metrics = self.metrics
+        # Net per stage: a late event that moves an entry to another cycle is not a new one.
+        net = Counter(stage for _, stage in update.entries)
+        net.subtract(stage for _, stage in update.dropped)
+        for stage, count in net.items():
+            if count > 0:
+                metrics.stage_entries.labels(stage).inc(count)
         for _, stage in update.entries:
-            metrics.stage_entries.labels(stage).inc()
             if stage == "won":
                 row = update.snapshot.lifecycle
                 if row["amount"] is not None and row["currency"] is not None:
                     metrics.won_amount.labels(row["currency"]).inc(float(row["amount"]))
         old = update.old.statuses if update.old is not None else ""
+        # Net, like the stages: a restated history that only moves a breach adds none.
+        breached = sum(letter in "bB" for letter in update.new.statuses)
+        growth = breached - sum(letter in "bB" for letter in old)
+        if growth > 0:
+            metrics.sla_breaches.inc(growth)
         for i, letter in enumerate(update.new.statuses):
             before = old[i] if i < len(old) else ""
-            if letter in "bB" and before not in ("b", "B"):
-                metrics.sla_breaches.inc()
             if letter in "mB" and before not in ("m", "B"):
                 seconds = update.snapshot.sla[i]["response_seconds"]
                 if seconds is not None:

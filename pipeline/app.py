@@ -11,6 +11,7 @@ from signal import SIGTERM
 from typing import Any
 
 import faust
+from faust.sensors.prometheus import setup_prometheus_sensors
 from prometheus_client import generate_latest
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
@@ -87,6 +88,10 @@ def create_app(
     state = WorkerState()
     cap_fetch_wait(settings.fetch_max_wait_ms)
     app = LeadflowApp(settings.app_id, **faust_settings(settings))
+    # Faust's own sensors, in the same registry: /metrics serves both.
+    setup_prometheus_sensors(
+        app, pattern="/metrics/faust", registry=metrics.registry, name_prefix="faust"
+    )
     table = app.Table(
         STATE_TABLE,
         default=None,
