@@ -17,7 +17,7 @@ from typing import Any, TextIO
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
-from sqlalchemy import Connection, Engine, Numeric, String, column, inspect, select, table
+from sqlalchemy import Connection, Engine, Table, inspect, select
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from agents.fold import STAGES
@@ -33,7 +33,7 @@ from pipeline.report import (
     open_engine,
     percent,
 )
-from sinks.models import HandoffSla, LeadLifecycle, LeadStageTransition
+from sinks.models import Attribution, HandoffSla, LeadLifecycle, LeadStageTransition
 
 WEB_DIR = Path(__file__).parent / "web"
 STATIC_DIR = WEB_DIR / "static"
@@ -45,13 +45,7 @@ SUCCESS_STAGES = ("lead", "mql", "sal", "sql", "won")
 _lifecycle = LeadLifecycle.__table__
 _transitions = LeadStageTransition.__table__
 _sla = HandoffSla.__table__
-_attribution = table(
-    "attribution",
-    column("lead_id", String()),
-    column("campaign_id", String()),
-    column("model", String()),
-    column("credit", Numeric(9, 6)),
-)
+_attribution: Table = Attribution.__table__  # type: ignore[assignment]
 
 
 # -- reading -----------------------------------------------------------------------------------

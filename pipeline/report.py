@@ -33,6 +33,7 @@ from sqlalchemy import (
     select,
     table,
 )
+from sqlalchemy import Table as SqlTable
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.sql import Select
@@ -41,6 +42,7 @@ from agents.fold import STAGES
 from pipeline.errors import PermanentStoreError, StoreError
 from pipeline.goals import GoalProgress, goal_progress
 from sinks.engine import make_engine
+from sinks.models import Attribution
 from sinks.types import UTCDateTime
 
 SUCCESS_PATH = ("lead", "mql", "sal", "sql", "won")
@@ -96,14 +98,8 @@ _sla = table(
     column("owner_id", String()),
 )
 _dead = table("dead_letters", column("reason", String()), column("received_at", UTCDateTime()))
-# Written by the attribution sink (agents/attribution.py); optional: older stores lack it.
-_attribution = table(
-    "attribution",
-    column("lead_id", String()),
-    column("campaign_id", String()),
-    column("model", String()),
-    column("credit", Numeric(9, 6)),
-)
+# Optional: stores from before migration 0005 lack it.
+_attribution: SqlTable = Attribution.__table__  # type: ignore[assignment]
 REQUIRED_TABLES: tuple[TableClause, ...] = (_lifecycle, _transitions, _sla, _dead)
 
 

@@ -23,7 +23,7 @@ from agents.fold import fold
 from pipeline.broker import EmbeddedBroker
 from pipeline.simulate import simulate
 from schemas.classify import REASONS, DeadLetter, Rejection, classify
-from schemas.events import BaseEvent
+from schemas.events import SALES_TYPES, BaseEvent
 from tests.conftest import WorkerFactory
 from tests.faults import (
     CONFIG,
@@ -141,15 +141,7 @@ def mutate(rng: random.Random, event: dict[str, Any]) -> tuple[str, bytes]:
     return kind, raw
 
 
-SALES = {
-    "lead.assigned",
-    "lead.contacted",
-    "lead.accepted",
-    "lead.rejected",
-    "opportunity.created",
-    "deal.won",
-    "deal.lost",
-}
+SALES = set(SALES_TYPES)
 TYPES = sorted(SALES | {"lead.created", "lead.touch", "lead.scored", "lead.mql"})
 
 
