@@ -205,3 +205,33 @@ def test_sla_clock_breaches_a_pending_sla_without_any_event(
         engine.dispose()
     assert worker.metric("leadflow_sla_breaches_total") == 1
     assert worker.metric("leadflow_sla_pending") == 0
+
+
+def test_gauges_of_two_workers_add_up_to_each_lead_once(
+    broker: EmbeddedBroker, tmp_path: Path, start_worker: WorkerFactory
+) -> None:
+    database_url = f"sqlite:///{tmp_path / 'store.db'}"
+    first = start_worker(database_url)
+    second = start_worker(database_url)
+
+    def both_own_partitions() -> bool:
+        owned = [w.metric("leadflow_leads") for w in (first, second)]
+        return all(value is not None for value in owned)
+
+    messages = scenario_messages()
+    deadline = time.monotonic() + 60
+    while not both_own_partitions() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    publish(broker, database_url, messages)
+    leads = len({s.lead_id for s in SCENARIOS})
+    deadline = time.monotonic() + 60
+    totals: list[float] = []
+    while time.monotonic() < deadline:
+        processed = sum(w.processed() for w in (first, second))
+        totals = [w.metric("leadflow_leads") or 0.0 for w in (first, second)]
+        if processed >= len(messages) and sum(totals) == leads:
+            break
+        time.sleep(0.5)
+    # Each worker counts only the leads of the partitions it owns: together, each lead once.
+    assert sum(totals) == leads, totals
+    assert all(total < leads for total in totals), "one worker counted every lead"
