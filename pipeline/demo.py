@@ -110,6 +110,10 @@ class WorkerProcess:
         self._log.close()
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def _worker_loglevel() -> str:
     return os.environ.get("LEADFLOW_WORKER_LOGLEVEL", "warning")
 
@@ -137,6 +141,8 @@ def run_demo(settings: Settings, leads: int, seed: int, keep_running: bool) -> i
     }
     broker = EmbeddedBroker(host, port, settings.tansu_bin, log_path=str(workdir / "broker.log"))
     worker: WorkerProcess | None = None
+    # SIGTERM stops the demo like Ctrl-C does, so its broker and worker are stopped too.
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         broker.start()
         console.print(f"[green]broker[/] embedded Tansu on {host}:{port} (memory only)")
@@ -168,6 +174,7 @@ def run_demo(settings: Settings, leads: int, seed: int, keep_running: bool) -> i
     except KeyboardInterrupt:
         return 0
     finally:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second signal must not cut cleanup
         if worker is not None:
             worker.stop()
         broker.stop()
