@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from signal import SIGTERM
 from typing import Any
@@ -19,11 +20,11 @@ from sqlalchemy.exc import SQLAlchemyError
 from agents.fold import FoldConfig
 from agents.processor import LeadProcessor
 from agents.stream import Handler, run_batches
-from pipeline.faust_tuning import cap_fetch_wait
+from pipeline.faust_tuning import cap_fetch_wait, correct_highwaters
 from pipeline.goals import GoalProgress, goal_progress
 from pipeline.metrics import Metrics
 from pipeline.settings import Settings
-from pipeline.topics import STATE_TABLE, TopicNames
+from pipeline.topics import STATE_TABLE, TopicNames, true_end_offsets
 from sinks.store import Sink
 
 log = logging.getLogger("leadflow")
@@ -72,6 +73,7 @@ class LeadflowApp(faust.App):
 
     leadflow: WorkerState
     processor: LeadProcessor
+    end_probe: Callable[[dict[Any, int]], dict[Any, int]]
 
 
 def create_app(
@@ -87,7 +89,9 @@ def create_app(
     metrics = metrics or Metrics.create()
     state = WorkerState()
     cap_fetch_wait(settings.fetch_max_wait_ms)
+    correct_highwaters()
     app = LeadflowApp(settings.app_id, **faust_settings(settings))
+    app.end_probe = functools.partial(true_end_offsets, settings)
     # Faust's own sensors, in the same registry: /metrics serves both.
     setup_prometheus_sensors(
         app, pattern="/metrics/faust", registry=metrics.registry, name_prefix="faust"

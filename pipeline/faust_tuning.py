@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from typing import Any
 
 _patched = False
@@ -27,3 +29,37 @@ def cap_fetch_wait(max_wait_ms: int) -> None:
 
     driver.AIOKafkaConsumerThread._create_worker_consumer = create  # type: ignore[method-assign]
     _patched = True
+
+
+# The true end offsets of some partitions, given the ends the broker reported.
+EndProbe = Callable[[dict[Any, int]], dict[Any, int]]
+_probe_patched = False
+
+
+def correct_highwaters() -> None:
+    """Make table recovery read each changelog partition to its true end.
+
+    Faust recovers a table by reading its changelog up to the end offsets the broker lists.
+    Tansu (the embedded broker) lists the base offset of the last record batch plus one, not
+    the last offset plus one, so recovery stopped short of the records after the first one
+    in each partition's last batch: a worker taking over partitions folded new events onto
+    stale state and lost events. The app's ``end_probe`` (see pipeline/topics.py) fetches
+    the last batch to find the true end; on Apache Kafka it confirms the listed offset.
+    """
+    global _probe_patched
+    from faust.transport.drivers import aiokafka as driver
+
+    if _probe_patched:
+        return
+    original = driver.AIOKafkaConsumerThread._highwaters
+
+    async def highwaters(self: Any, partitions: Any) -> Any:
+        ends = dict(await original(self, partitions))
+        probe: EndProbe | None = getattr(self.app, "end_probe", None)
+        if probe is None or not any(ends.values()):
+            return ends
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(None, probe, ends)
+
+    driver.AIOKafkaConsumerThread._highwaters = highwaters  # type: ignore[method-assign]
+    _probe_patched = True

@@ -111,3 +111,47 @@ def ensure_topics(settings: Settings, timeout: float = 20.0) -> dict[str, int]:
         raise BrokerError(f"cannot create or describe topics on {settings.broker}: {exc}") from None
     finally:
         admin.close()
+
+
+def true_end_offsets(
+    settings: Settings, ends: dict[Any, int], timeout: float = 5.0
+) -> dict[Any, int]:
+    """The offset after the last record of each partition, from the ends a broker listed.
+
+    Reads each partition from its listed end minus one: the consumer's position after that
+    last batch is the true end (the listed end itself on a broker that lists it right).
+    """
+    import time
+
+    from kafka import KafkaConsumer, TopicPartition
+
+    probed = {tp: end for tp, end in ends.items() if end}
+    if not probed:
+        return dict(ends)
+    consumer = kafka_client(
+        KafkaConsumer,
+        settings,
+        client_id=f"{settings.app_id}-end-probe",
+        group_id=None,
+        enable_auto_commit=False,
+    )
+    try:
+        tps = {tp: TopicPartition(tp.topic, tp.partition) for tp in probed}
+        consumer.assign(list(tps.values()))
+        for tp, end in probed.items():
+            consumer.seek(tps[tp], end - 1)
+        result = dict(ends)
+        pending = set(probed)
+        deadline = time.monotonic() + timeout
+        while pending and time.monotonic() < deadline:
+            consumer.poll(timeout_ms=200)
+            for tp in list(pending):
+                position = consumer.position(tps[tp])
+                if position is not None and position >= probed[tp]:
+                    result[tp] = max(probed[tp], position)
+                    pending.discard(tp)
+        if pending:
+            log.warning("could not confirm the end offsets of %s", sorted(map(str, pending)))
+        return result
+    finally:
+        consumer.close()
