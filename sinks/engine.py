@@ -14,6 +14,16 @@ POOL_SIZE = 5
 MAX_OVERFLOW = 5
 POOL_TIMEOUT_S = 30
 PG_CONNECT_TIMEOUT_S = 10
+# A connection whose peer vanished without a reset (a dead host, a dropped route) would hang
+# a write forever; libpq's keepalives and TCP user timeout turn that into an error to retry.
+PG_CONNECT_ARGS: dict[str, Any] = {
+    "connect_timeout": PG_CONNECT_TIMEOUT_S,
+    "keepalives": 1,
+    "keepalives_idle": 30,
+    "keepalives_interval": 10,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 60_000,
+}
 WRITE_OPTION = "leadflow_write"  # execution option: this transaction reads then writes
 
 
@@ -31,8 +41,9 @@ def make_engine(url: str | URL) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(parsed)
     kwargs: dict[str, Any] = {}
-    if parsed.get_backend_name() == "postgresql" and "connect_timeout" not in parsed.query:
-        kwargs["connect_args"] = {"connect_timeout": PG_CONNECT_TIMEOUT_S}
+    if parsed.get_backend_name() == "postgresql":
+        # Parameters given in the URL win over these defaults.
+        kwargs["connect_args"] = {k: v for k, v in PG_CONNECT_ARGS.items() if k not in parsed.query}
     engine = create_engine(
         parsed,
         pool_size=POOL_SIZE,

@@ -421,3 +421,20 @@ def test_engine_settings(store: Store, backend: str) -> None:
     if backend == "postgresql":
         assert make_engine("postgresql://u@h/db").url.drivername == "postgresql+psycopg"
         assert store.engine.pool.size() == 5  # type: ignore[attr-defined]
+
+
+@pytest.mark.postgres
+def test_postgres_connections_detect_a_vanished_peer(pg_schema_url: str) -> None:
+    """A write to a host that vanished without a reset fails in bounded time, then retries."""
+    from sinks.engine import make_engine
+
+    for url, idle in ((pg_schema_url, "30"), (f"{pg_schema_url}&keepalives_idle=5", "5")):
+        engine = make_engine(url)
+        try:
+            with engine.connect() as conn:
+                params = conn.connection.dbapi_connection.info.get_parameters()  # type: ignore[union-attr]
+        finally:
+            engine.dispose()
+        assert params["keepalives"] == "1"
+        assert params["keepalives_idle"] == idle  # a URL parameter wins over the default
+        assert params["tcp_user_timeout"] == "60000"
