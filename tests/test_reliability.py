@@ -117,11 +117,6 @@ def test_sigkill_twice_mid_stream_then_restart_equals_the_fold(
 
 
 @pytest.mark.postgres
-@pytest.mark.xfail(
-    strict=False,
-    reason="open (issue #5): in about 1 run in 7 the survivor went idle with events missing "
-    "after three rebalances; not yet understood, kept running to catch it again",
-)
 def test_two_workers_one_killed_the_survivor_takes_over(
     broker: EmbeddedBroker, pg_schema_url: str, start_worker: WorkerFactory
 ) -> None:
