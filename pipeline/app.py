@@ -20,7 +20,11 @@ from sqlalchemy.exc import SQLAlchemyError
 from agents.fold import FoldConfig
 from agents.processor import LeadProcessor
 from agents.stream import Handler, run_batches
-from pipeline.faust_tuning import cap_fetch_wait, correct_highwaters
+from pipeline.faust_tuning import (
+    cap_fetch_wait,
+    correct_highwaters,
+    seek_uncommitted_to_beginning,
+)
 from pipeline.goals import GoalProgress, goal_progress
 from pipeline.metrics import Metrics
 from pipeline.settings import Settings
@@ -90,6 +94,7 @@ def create_app(
     state = WorkerState()
     cap_fetch_wait(settings.fetch_max_wait_ms)
     correct_highwaters()
+    seek_uncommitted_to_beginning()
     app = LeadflowApp(settings.app_id, **faust_settings(settings))
     app.end_probe = functools.partial(true_end_offsets, settings)
     # Faust's own sensors, in the same registry: /metrics serves both.

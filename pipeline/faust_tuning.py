@@ -63,3 +63,54 @@ def correct_highwaters() -> None:
 
     driver.AIOKafkaConsumerThread._highwaters = highwaters  # type: ignore[method-assign]
     _probe_patched = True
+
+
+_seek_patched = False
+
+
+def seek_uncommitted_to_beginning() -> None:
+    """After a rebalance, read partitions that have no committed offset from their beginning.
+
+    Faust clears the agents' buffers in a rebalance and then seeks every partition to its
+    committed offset, but aiokafka's ``seek_to_committed`` skips partitions without one (or
+    with offset 0): their fetch position stayed after the cleared messages, which were never
+    processed, and the first commit then jumped over them. This happened when a rebalance
+    came before a partition's first commit (a worker joining or dying early in a run). The
+    app reads from the earliest offset (``consumer_auto_offset_reset``), so that is where
+    such partitions go back to.
+    """
+    global _seek_patched
+    from faust.transport.drivers import aiokafka as driver
+
+    if _seek_patched:
+        return
+
+    async def seek_to_committed(self: Any) -> Any:
+        return await self.call_thread(self._seek_to_committed_or_beginning)
+
+    async def seek_or_beginning(self: Any) -> Any:
+        return await seek_committed_or_beginning(
+            self._ensure_consumer(), self.consumer._is_changelog_tp
+        )
+
+    driver.AIOKafkaConsumerThread.seek_to_committed = seek_to_committed  # type: ignore[method-assign]
+    driver.AIOKafkaConsumerThread._seek_to_committed_or_beginning = seek_or_beginning  # type: ignore[attr-defined]
+    _seek_patched = True
+
+
+async def seek_committed_or_beginning(consumer: Any, skip: Callable[[Any], bool]) -> Any:
+    """Seek an aiokafka consumer's partitions to their commits, or to the beginning if none.
+
+    Partitions for which ``skip`` is true (the changelogs) are left where they are.
+    """
+    from aiokafka import TopicPartition
+
+    committed = await consumer.seek_to_committed()
+    unset = [
+        TopicPartition(tp.topic, tp.partition)
+        for tp, offset in committed.items()
+        if not offset and not skip(tp)
+    ]
+    if unset:
+        await consumer.seek_to_beginning(*unset)
+    return committed
