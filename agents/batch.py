@@ -2,14 +2,32 @@
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Callable, Iterable
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from agents.codec import decode_state, encode_state
+from agents.codec import STATE_LIMIT, decode_state, encode_row, encode_state
 from agents.facts import Fact
 from agents.fold import FoldConfig, Header, LeadFold, LeadSnapshot, header_of
+
+DEFAULT_MAX_EVENTS = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """How much one lead may hold; events past either limit are refused (dead-lettered).
+
+    ``max_events``: distinct accepted events (LEADFLOW_MAX_EVENTS_PER_LEAD), which bounds the
+    time and memory one lead's batch takes. ``max_state_bytes``: its encoded table value, which
+    must fit one changelog record whatever the length of its ids and names.
+    """
+
+    max_events: int = DEFAULT_MAX_EVENTS
+    max_state_bytes: int = STATE_LIMIT
+
+
+DEFAULT_LIMITS = Limits()
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,33 +46,180 @@ class LeadUpdate:
 
 @dataclass(slots=True)
 class BatchResult:
-    """The changed leads, and how many events of each type were new or duplicates."""
+    """The changed leads, how many events of each type were new or duplicates, and the events
+    refused by the :class:`Limits` (their index in the batch, and why)."""
 
     updates: list[LeadUpdate] = field(default_factory=list)
     outcomes: Counter[tuple[str, str]] = field(default_factory=Counter)
+    refused: list[tuple[int, str]] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class _Entry:
+    """A lead's decoded fold, valid for exactly the table value ``state`` (same object)."""
+
+    state: bytes
+    header: Header
+    fold: LeadFold
+    rows: dict[str, bytes]  # event_id -> encode_row(fact)
+
+
+class FoldCache:
+    """The decoded folds of the leads with the most events, so that a batch adding a few events
+    to a big lead neither decodes its table value nor refolds it, nor re-encodes each fact.
+
+    An entry is used only when the table value read is the very ``bytes`` object it was made
+    with; any other value (a recovered changelog record, a rebalance) is decoded afresh. Entries
+    are taken out while a batch folds, so a failure midway never leaves a half-updated one.
+    """
+
+    def __init__(self, max_facts: int = 100_000, min_events: int = 256) -> None:
+        self.max_facts = max_facts  # about 10 leads at the default cap: 20 to 80 MiB
+        self.min_events = min_events
+        self._entries: OrderedDict[str, _Entry] = OrderedDict()
+        self._facts = 0
+
+    def take(self, lead_id: str, state: bytes | None) -> _Entry | None:
+        entry = self._entries.pop(lead_id, None)
+        if entry is None:
+            return None
+        self._facts -= entry.fold.event_count
+        return entry if entry.state is state else None
+
+    def put(self, lead_id: str, entry: _Entry) -> None:
+        """Keep ``entry`` (the least recently used go first); small leads are not worth it."""
+        self.take(lead_id, None)
+        if not self.min_events <= entry.fold.event_count <= self.max_facts:
+            return
+        self._entries[lead_id] = entry
+        self._facts += entry.fold.event_count
+        while self._facts > self.max_facts:
+            _, gone = self._entries.popitem(last=False)
+            self._facts -= gone.fold.event_count
+
+    def __len__(self) -> int:
+        return len(self._entries)
 
 
 def fold_batch(
-    facts: Iterable[tuple[str, Fact]],
+    facts: Sequence[tuple[str, Fact]],
     load: Callable[[str], bytes | None],
     config: FoldConfig,
     now: datetime,
+    *,
+    limits: Limits = DEFAULT_LIMITS,
+    cache: FoldCache | None = None,
 ) -> BatchResult:
-    """Add each (lead_id, fact) to its lead's stored state; one update per changed lead."""
-    by_lead: dict[str, list[Fact]] = {}
-    for lead_id, fact in facts:
-        by_lead.setdefault(lead_id, []).append(fact)
+    """Add each (lead_id, fact) to its lead's stored state; one update per changed lead.
+
+    A new event that would take its lead past ``limits`` is refused, in the batch's order: the
+    events a lead keeps are then the first ones to arrive, and only those of that lead.
+    """
+    by_lead: dict[str, list[tuple[int, Fact]]] = {}
+    for index, (lead_id, fact) in enumerate(facts):
+        by_lead.setdefault(lead_id, []).append((index, fact))
     result = BatchResult()
-    for lead_id, new_facts in by_lead.items():
-        old, stored = decode_state(load(lead_id))
-        running = LeadFold(lead_id, config, stored)
+    for lead_id, items in by_lead.items():
+        raw = load(lead_id)
+        entry = cache.take(lead_id, raw) if cache is not None else None
+        if entry is None:
+            old, stored = decode_state(raw)
+            running = LeadFold(lead_id, config, stored)
+            rows: dict[str, bytes] = {}
+        else:
+            old, running, rows = entry.header, entry.fold, entry.rows
+        admitted = _admit(running, items, limits.max_events, result)
         before = running.progress()
-        flags = running.add_many(new_facts)
-        for fact, new in zip(new_facts, flags, strict=True):
-            result.outcomes[fact.event_type, "accepted" if new else "duplicate"] += 1
-        if any(flags):
-            result.updates.append(_update(running, old, before, now))
+        flags = running.add_many([fact for _, fact in admitted])
+        fresh = [item for item, new in zip(admitted, flags, strict=True) if new]
+        repeated = [item for item, new in zip(admitted, flags, strict=True) if not new]
+        update = None
+        if fresh:
+            update = _update(running, old, before, now, rows)
+            if len(update.state) > limits.max_state_bytes:
+                kept = _shrink(running, fresh, old, before, now, rows, limits.max_state_bytes)
+                running, update = kept if kept is not None else (_without(running, fresh), None)
+                refused = sorted(
+                    item for item in fresh + repeated if item[1].event_id not in running
+                )
+                fresh = [item for item in fresh if item[1].event_id in running]
+                repeated = [item for item in repeated if item[1].event_id in running]
+                error = (
+                    f"lead {lead_id!r} would pass {limits.max_state_bytes} bytes of state with "
+                    "this new event, the most one changelog record holds: it is refused"
+                )
+                result.refused.extend((index, error) for index, _ in refused)
+                for event_id in {fact.event_id for _, fact in refused}:
+                    rows.pop(event_id, None)
+        for _, fact in fresh:
+            result.outcomes[fact.event_type, "accepted"] += 1
+        for _, fact in repeated:
+            result.outcomes[fact.event_type, "duplicate"] += 1
+        if update is not None:
+            result.updates.append(update)
+        if cache is not None:
+            if update is not None:
+                cache.put(lead_id, _Entry(update.state, update.new, running, rows))
+            elif raw is not None and old is not None:
+                cache.put(lead_id, _Entry(raw, old, running, rows))
     return result
+
+
+def _admit(
+    running: LeadFold, items: list[tuple[int, Fact]], max_events: int, result: BatchResult
+) -> list[tuple[int, Fact]]:
+    """The items within the event limit (duplicates always are); refuses the others."""
+    room = max_events - running.event_count
+    new: set[str] = set()
+    admitted = []
+    for index, fact in items:
+        if fact.event_id in running or fact.event_id in new:
+            admitted.append((index, fact))
+        elif len(new) < room:
+            new.add(fact.event_id)
+            admitted.append((index, fact))
+        else:
+            result.refused.append(
+                (
+                    index,
+                    f"lead {running.lead_id!r} already has {max_events} events, the most one "
+                    "lead may have (LEADFLOW_MAX_EVENTS_PER_LEAD): this new event is refused",
+                )
+            )
+    return admitted
+
+
+def _without(running: LeadFold, fresh: list[tuple[int, Fact]]) -> LeadFold:
+    ids = {fact.event_id for _, fact in fresh}
+    kept = [fact for fact in running.facts if fact.event_id not in ids]
+    return LeadFold(running.lead_id, running.config, kept)
+
+
+def _shrink(
+    running: LeadFold,
+    fresh: list[tuple[int, Fact]],
+    old: Header | None,
+    before: tuple[frozenset[tuple[int, str]], frozenset[int]],
+    now: datetime,
+    rows: dict[str, bytes],
+    limit: int,
+) -> tuple[LeadFold, LeadUpdate] | None:
+    """The lead with the longest prefix (in arrival order) of ``fresh`` whose state fits
+    ``limit`` bytes, and its update; None when not even one of them fits."""
+    base = _without(running, fresh)
+    best: tuple[LeadFold, LeadUpdate] | None = None
+    low, high = 1, len(fresh) - 1  # all of fresh is known not to fit
+    middle = 1  # first try one: a lead already at the limit costs one probe a batch
+    while low <= high:
+        candidate = LeadFold(running.lead_id, running.config, base.facts)
+        candidate.add_many([fact for _, fact in fresh[:middle]])
+        update = _update(candidate, old, before, now, rows)
+        if len(update.state) <= limit:
+            best, low = (candidate, update), middle + 1
+        else:
+            high = middle - 1
+        middle = (low + high) // 2
+    return best
 
 
 def refresh(
@@ -65,7 +230,7 @@ def refresh(
     if old is None:
         return None
     running = LeadFold(lead_id, config, stored)
-    update = _update(running, old, running.progress(), now)
+    update = _update(running, old, running.progress(), now, {})
     return update if update.new != old else None
 
 
@@ -74,13 +239,21 @@ def _update(
     old: Header | None,
     before: tuple[frozenset[tuple[int, str]], frozenset[int]],
     now: datetime,
+    rows: dict[str, bytes],
 ) -> LeadUpdate:
     snapshot = running.snapshot(now)
     header = header_of(snapshot)
     entries, responded = running.progress()
+    try:
+        state = encode_state(header, running.facts, rows)
+    except KeyError:  # rows of facts new to ``rows``: encode them once, keep them
+        for fact in running.facts:
+            if fact.event_id not in rows:
+                rows[fact.event_id] = encode_row(fact)
+        state = encode_state(header, running.facts, rows)
     return LeadUpdate(
         running.lead_id,
-        encode_state(header, running.facts),
+        state,
         snapshot,
         old,
         header,

@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
+import operator
+import zlib
+from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 import orjson
 
-from agents.facts import Fact
+from agents.facts import EVENT_TYPES_BY_RANK, Fact, from_micros
 from agents.fold import Header, LeadSnapshot
+
+_EVENT_ID = operator.attrgetter("event_id")
+
+# The largest table value written: Kafka's default record limit is 1 MiB (1048576 bytes) and the
+# changelog record also carries the key (a lead_id, at most 512 bytes) and its framing.
+STATE_LIMIT = 1_000_000
+# A table value whose facts take more than this is written compressed (format 1 below).
+COMPRESS_ABOVE = 16 * 1024
+_COMPRESSED = b"\x01"  # format 1's first byte; format 0 is plain JSON and starts with "["
 
 
 def _row(fact: Fact) -> tuple[Any, ...]:
@@ -20,33 +32,97 @@ def _row(fact: Fact) -> tuple[Any, ...]:
     return row[:end]
 
 
-def encode_state(header: Header, facts: list[Fact]) -> bytes:
-    """The table value: a small header (for gauges and the SLA clock) and the distinct facts."""
-    return orjson.dumps([*header, [_row(fact) for fact in facts]])
+def encode_row(fact: Fact) -> bytes:
+    """One fact as the table value holds it (a JSON array, trailing nulls left out)."""
+    # A copy: orjson's own bytes object keeps a 4 KiB allocation, whatever its length.
+    return bytes(memoryview(orjson.dumps(_row(fact))))
+
+
+def encode_state(
+    header: Header, facts: list[Fact], rows: Mapping[str, bytes] | None = None
+) -> bytes:
+    """The table value: a small header (for gauges and the SLA clock) and the distinct facts.
+
+    Format 0, for leads with few facts: ``[stage, orphan, deadline_us, statuses, [facts]]``.
+    Format 1, once the facts pass COMPRESS_ABOVE bytes: ``\\x01``, the header's JSON array,
+    a newline, then the facts' JSON array compressed with zlib. Both decode; the encoding is a
+    function of the header and the set of facts. ``rows``: each fact's :func:`encode_row` by
+    ``event_id``, if already known (KeyError if one is missing).
+    """
+    if rows is None:
+        encoded = map(encode_row, facts)
+    else:
+        encoded = map(rows.__getitem__, map(_EVENT_ID, facts))
+    body = b"[" + b",".join(encoded) + b"]"
+    head = orjson.dumps(list(header))
+    if len(body) <= COMPRESS_ABOVE:
+        return head[:-1] + b"," + body + b"]"
+    return _COMPRESSED + head + b"\n" + zlib.compress(body, 1)
 
 
 def decode_state(raw: bytes | None) -> tuple[Header | None, list[Fact]]:
     if not raw:
         return None, []
+    if raw[:1] == _COMPRESSED:
+        head, _, body = raw[1:].partition(b"\n")  # orjson never writes a raw newline
+        rows = orjson.loads(zlib.decompress(body))
+        return Header(*orjson.loads(head)), [Fact(*row) for row in rows]
     stage, orphan, deadline, statuses, rows = orjson.loads(raw)
     return Header(stage, orphan, deadline, statuses), [Fact(*row) for row in rows]
 
 
 def decode_header(raw: bytes) -> Header:
-    """Only the header of a table value (the facts are parsed too; orjson is fast)."""
+    """Only the header of a table value (format 0 parses its facts too; orjson is fast)."""
+    if raw[:1] == _COMPRESSED:
+        return Header(*orjson.loads(raw[1:].partition(b"\n")[0]))
     header, _ = decode_state(raw)
     assert header is not None
     return header
 
 
-def encode_fact(lead_id: str, fact: Fact) -> bytes:
-    """One fact with its lead, as forwarded to the re-keying topic."""
-    return orjson.dumps([lead_id, *_row(fact)])
+Origin = tuple[str, int, int]  # topic, partition, offset of the message an event came in
+
+
+def encode_fact(lead_id: str, fact: Fact, origin: Origin | None = None) -> bytes:
+    """One fact with its lead (and where it came in), as forwarded to the re-keying topic."""
+    if origin is None:
+        return orjson.dumps([lead_id, *_row(fact)])
+    return orjson.dumps([lead_id, list(origin), *_row(fact)])
+
+
+def decode_forwarded(raw: bytes) -> tuple[str, Fact, Origin | None]:
+    """A forwarded fact and its origin (None when forwarded by a version that did not say)."""
+    lead_id, *row = orjson.loads(raw)
+    origin = None
+    if row and isinstance(row[0], list):  # a fact's first field is its timestamp, an int
+        topic, partition, offset = row.pop(0)
+        origin = (topic, partition, offset)
+    return lead_id, Fact(*row), origin
 
 
 def decode_fact(raw: bytes) -> tuple[str, Fact]:
-    lead_id, *row = orjson.loads(raw)
-    return lead_id, Fact(*row)
+    lead_id, fact, _ = decode_forwarded(raw)
+    return lead_id, fact
+
+
+_EVENT_FIELDS = Fact._fields[3:]
+
+
+def event_payload(lead_id: str, fact: Fact) -> bytes:
+    """An accepted event written back as event JSON (the fields the fold keeps), for a dead
+    letter of a forwarded event whose original message is on another partition."""
+    document: dict[str, Any] = {
+        "event_id": fact.event_id,
+        "event_type": EVENT_TYPES_BY_RANK[fact.rank],
+        "lead_id": lead_id,
+        "occurred_at": from_micros(fact.ts),
+    }
+    document.update(
+        (name, value)
+        for name, value in zip(_EVENT_FIELDS, fact[3:], strict=True)
+        if value is not None
+    )
+    return orjson.dumps(document, option=orjson.OPT_UTC_Z)
 
 
 def _default(value: Any) -> Any:

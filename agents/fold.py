@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -22,6 +22,11 @@ _SUCCESS_TARGET = {0: "lead", 3: "mql", 6: "sal", 8: "sql"}
 _RANK_ASSIGNED, _RANK_CONTACTED, _RANK_REJECTED = 4, 5, 7
 _RANK_CREATED, _RANK_TOUCH, _RANK_SCORED, _RANK_MQL = 0, 1, 2, 3
 _RANK_OPPORTUNITY, _RANK_WON, _RANK_LOST = 8, 9, 10
+_FIXED_TARGET = {**_SUCCESS_TARGET, _RANK_WON: "won", _RANK_LOST: "lost"}
+_CAMPAIGN_SLOT = {_RANK_CREATED: 0, _RANK_TOUCH: 1, _RANK_MQL: 2}
+_SALES_MIN = _RANK_ASSIGNED
+# A late event replays the fold from the last mark before it: one mark every MARK_EVERY facts.
+MARK_EVERY = 128
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,12 +76,27 @@ class _Cycle:
     owner_id: str | None = None  # the lead's owner when the cycle ended (or now)
 
 
+class _Mark(NamedTuple):
+    """The fold's state before the fact at some index (the cycles before the last one and the
+    transitions are append-only, so their lengths say enough of them)."""
+
+    stage: str | None
+    cycles: int
+    last_cycle: _Cycle
+    transitions: int
+    source: str | None
+    contact: Fact | None
+    campaign: tuple[str | None, ...]
+    owner: str | None
+    score: int | None
+
+
 class LeadFold:
     """The running fold of one lead: add events in any order, read its snapshot at any time.
 
     Events that sort after every event seen so far are applied in O(1); an event that lands
-    earlier triggers one refold of the lead's (few) events, so adding is never slower than
-    refolding.
+    earlier replays the fold from the last mark (taken every MARK_EVERY facts) before it,
+    once per :meth:`add_many`, so adding is never slower than refolding.
     """
 
     __slots__ = (
@@ -84,6 +104,7 @@ class LeadFold:
         "_contact",
         "_cycles",
         "_ids",
+        "_marks",
         "_owner",
         "_score",
         "_source",
@@ -104,7 +125,8 @@ class LeadFold:
                 self._ids.add(fact.event_id)
                 self.facts.append(fact)
         self.facts.sort()
-        self._refold()
+        self._marks: list[_Mark] = []  # _marks[j]: the state before facts[(j + 1) * MARK_EVERY]
+        self._replay(0)
 
     # -- adding events -------------------------------------------------------------------
 
@@ -115,10 +137,11 @@ class LeadFold:
         self._ids.add(fact.event_id)
         if not self.facts or fact > self.facts[-1]:
             self.facts.append(fact)
-            self._apply(fact)
+            self._apply_from(len(self.facts) - 1)
         else:
-            bisect.insort(self.facts, fact)
-            self._refold()
+            at = bisect.bisect_left(self.facts, fact)
+            self.facts.insert(at, fact)
+            self._replay(at)
         return True
 
     def add_many(self, facts: Iterable[Fact]) -> list[bool]:
@@ -135,12 +158,13 @@ class LeadFold:
             return added
         fresh.sort()
         if not self.facts or fresh[0] > self.facts[-1]:
+            start = len(self.facts)
             self.facts.extend(fresh)
-            for fact in fresh:
-                self._apply(fact)
+            self._apply_from(start)
         else:
-            self.facts = sorted(self.facts + fresh)
-            self._refold()
+            at = bisect.bisect_left(self.facts, fresh[0])
+            self.facts = sorted(self.facts + fresh)  # two sorted runs: a linear merge
+            self._replay(at)
         return added
 
     def __contains__(self, event_id: str) -> bool:
@@ -152,7 +176,7 @@ class LeadFold:
 
     # -- the rules of contract section 3 -------------------------------------------------
 
-    def _refold(self) -> None:
+    def _reset(self) -> None:
         self._stage: str | None = None
         self._cycles: list[_Cycle] = [_Cycle(1)]
         self._transitions: list[tuple[int, str, int, bool]] = []
@@ -161,18 +185,63 @@ class LeadFold:
         self._campaign: list[str | None] = [None, None, None]  # created, touch, mql
         self._owner: str | None = None
         self._score: int | None = None
-        for fact in self.facts:
-            self._apply(fact)
+
+    def _mark(self) -> _Mark:
+        last = self._cycles[-1]
+        return _Mark(
+            self._stage,
+            len(self._cycles),
+            replace(last, entries=dict(last.entries)),
+            len(self._transitions),
+            self._source,
+            self._contact,
+            tuple(self._campaign),
+            self._owner,
+            self._score,
+        )
+
+    def _restore(self, mark: _Mark) -> None:
+        self._stage = mark.stage
+        del self._cycles[mark.cycles :]
+        self._cycles[-1] = replace(mark.last_cycle, entries=dict(mark.last_cycle.entries))
+        del self._transitions[mark.transitions :]
+        self._source, self._contact = mark.source, mark.contact
+        self._campaign = list(mark.campaign)
+        self._owner, self._score = mark.owner, mark.score
+
+    def _replay(self, index: int) -> None:
+        """Refold from ``facts[index]`` on; the facts before it must be unchanged."""
+        kept = min(index // MARK_EVERY, len(self._marks))
+        if kept == 0:
+            self._reset()
+        else:
+            self._restore(self._marks[kept - 1])
+        del self._marks[kept:]
+        self._apply_from(kept * MARK_EVERY)
+
+    def _apply_from(self, start: int) -> None:
+        """Apply ``facts[start:]``, ``start`` being the number of facts applied so far."""
+        facts, apply, end = self.facts, self._apply, len(self.facts)
+        while start < end:
+            if start % MARK_EVERY == 0 and start // MARK_EVERY > len(self._marks):
+                self._marks.append(self._mark())
+            stop = min(end, (start // MARK_EVERY + 1) * MARK_EVERY)
+            for index in range(start, stop):
+                apply(facts[index])
+            start = stop
 
     def _apply(self, fact: Fact) -> None:
         rank, ts = fact.rank, fact.ts
+        sales = rank >= _SALES_MIN
         cycle = self._cycles[-1]
-        self._apply_attributes(fact)
-        target = self._target(fact)
+        self._apply_attributes(fact, sales)
+        target = _FIXED_TARGET.get(rank)
+        if target is None and rank == _RANK_REJECTED:
+            target = self._target(fact)
         if target is not None:
             self._apply_stage(target, fact, ts)
             cycle = self._cycles[-1]
-        if fact.is_sales:
+        if sales:
             if rank != _RANK_ASSIGNED and cycle.response is None:
                 cycle.response = (ts, rank)
             if rank == _RANK_CONTACTED and cycle.first_contact_at is None:
@@ -182,16 +251,15 @@ class LeadFold:
                 cycle.currency = fact.currency
         cycle.owner_id = self._owner
 
-    def _apply_attributes(self, fact: Fact) -> None:
+    def _apply_attributes(self, fact: Fact, sales: bool) -> None:
         rank = fact.rank
         if rank == _RANK_CREATED and self._source is None:
             self._source = fact.source
             self._contact = fact
-        if rank in (_RANK_CREATED, _RANK_TOUCH, _RANK_MQL) and fact.campaign_id is not None:
-            slot = {_RANK_CREATED: 0, _RANK_TOUCH: 1, _RANK_MQL: 2}[rank]
-            if self._campaign[slot] is None:
-                self._campaign[slot] = fact.campaign_id
-        if fact.is_sales and fact.owner_id is not None:
+        slot = _CAMPAIGN_SLOT.get(rank)
+        if slot is not None and fact.campaign_id is not None and self._campaign[slot] is None:
+            self._campaign[slot] = fact.campaign_id
+        if sales and fact.owner_id is not None:
             self._owner = fact.owner_id
         if rank in (_RANK_SCORED, _RANK_MQL) and fact.score is not None:
             self._score = fact.score

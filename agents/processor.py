@@ -15,8 +15,15 @@ from typing import Any
 import orjson
 from kafka.partitioner.default import murmur2
 
-from agents.batch import LeadUpdate, fold_batch, refresh
-from agents.codec import decode_fact, decode_header, encode_fact, encode_snapshot
+from agents.batch import DEFAULT_LIMITS, FoldCache, LeadUpdate, Limits, fold_batch, refresh
+from agents.codec import (
+    Origin,
+    decode_forwarded,
+    decode_header,
+    encode_fact,
+    encode_snapshot,
+    event_payload,
+)
 from agents.facts import Fact, to_micros
 from agents.fold import FoldConfig, LeadSnapshot
 from agents.owned import OwnedLeads
@@ -84,6 +91,7 @@ class LeadProcessor:
         restore: Callable[[str, bytes], None] | None = None,
         retry_max_seconds: float = 30.0,
         pipeline_depth: int = 2,
+        limits: Limits = DEFAULT_LIMITS,
     ) -> None:
         self.names = names
         self.partitions = partitions
@@ -94,6 +102,8 @@ class LeadProcessor:
         self.send = send
         self.metrics = metrics
         self.retry_max_seconds = retry_max_seconds
+        self.limits = limits
+        self._folds = FoldCache()
         self._flush = flush
         self._restore = restore
         # One writer thread: the store gets one transaction at a time from this worker.
@@ -116,7 +126,8 @@ class LeadProcessor:
         """A batch from the marketing and sales topics; returns when it will be written."""
         now = utcnow()
         local: list[tuple[str, Fact]] = []
-        forward: list[tuple[str, Fact]] = []
+        local_messages: list[Incoming] = []
+        forward: list[tuple[str, Fact, Origin]] = []
         letters: list[DeadLetter] = []
         for message in messages:
             kind = self.names.kind_of(message.topic)
@@ -136,15 +147,34 @@ class LeadProcessor:
             fact = Fact.from_event(verdict)
             if self._owns(message.topic, message.partition, verdict.lead_id):
                 local.append((verdict.lead_id, fact))
+                local_messages.append(message)
             else:
-                forward.append((verdict.lead_id, fact))
+                origin = (message.topic, message.partition, message.offset)
+                forward.append((verdict.lead_id, fact, origin))
         await self._forward(forward)
-        return await self._apply(local, letters, now)
+
+        def refuse(index: int, error: str) -> DeadLetter:
+            m = local_messages[index]
+            rejection = Rejection("invalid_event", error)
+            return DeadLetter.of(m.value, rejection, m.topic, m.partition, m.offset, now)
+
+        return await self._apply(local, letters, now, refuse)
 
     async def handle_rekeyed(self, messages: Sequence[Incoming]) -> Awaitable[None]:
         """A batch from the internal topic of events re-keyed by ``lead_id``."""
-        facts = [decode_fact(m.value) for m in messages if m.value]
-        return await self._apply(facts, [], utcnow())
+        now = utcnow()
+        forwarded = [(m, decode_forwarded(m.value)) for m in messages if m.value]
+
+        def refuse(index: int, error: str) -> DeadLetter:
+            # Where the event came in (so a replayed forward is dead-lettered once), else here.
+            m, (lead_id, fact, origin) = forwarded[index]
+            topic, partition, offset = origin or (m.topic, m.partition, m.offset)
+            rejection = Rejection("invalid_event", error)
+            payload = event_payload(lead_id, fact)
+            return DeadLetter.of(payload, rejection, topic, partition, offset, now)
+
+        facts = [(lead_id, fact) for _, (lead_id, fact, _) in forwarded]
+        return await self._apply(facts, [], now, refuse)
 
     # -- steps ---------------------------------------------------------------------------
 
@@ -159,16 +189,22 @@ class LeadProcessor:
             return False
         return partition == partition_of(lead_id, self.partitions)
 
-    async def _forward(self, facts: list[tuple[str, Fact]]) -> None:
+    async def _forward(self, facts: list[tuple[str, Fact, Origin]]) -> None:
         deliveries = [
-            await self.send(self.names.rekeyed, lead_id.encode(), encode_fact(lead_id, fact))
-            for lead_id, fact in facts
+            await self.send(
+                self.names.rekeyed, lead_id.encode(), encode_fact(lead_id, fact, origin)
+            )
+            for lead_id, fact, origin in facts
         ]
         if deliveries:
             await asyncio.gather(*deliveries)
 
     async def _apply(
-        self, facts: list[tuple[str, Fact]], letters: list[DeadLetter], now: datetime
+        self,
+        facts: list[tuple[str, Fact]],
+        letters: list[DeadLetter],
+        now: datetime,
+        refuse: Callable[[int, str], DeadLetter],
     ) -> Awaitable[None]:
         """Fold now (later batches must see these events); store, emit and keep in order later.
 
@@ -176,7 +212,11 @@ class LeadProcessor:
         agents and the SLA clock never interleave on a lead.
         """
         self._observe_lag(facts, now)
-        result = fold_batch(facts, self._load, self.config, now)
+        result = fold_batch(
+            facts, self._load, self.config, now, limits=self.limits, cache=self._folds
+        )
+        # Events past a lead's limits: dead-lettered, never dropped silently.
+        letters = letters + [refuse(index, error) for index, error in result.refused]
         self._hold(result.updates)
         return await self._submit(_Job(result.updates, letters, now, result.outcomes))
 

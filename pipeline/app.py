@@ -17,6 +17,7 @@ from prometheus_client import generate_latest
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from agents.batch import Limits
 from agents.fold import FoldConfig
 from agents.processor import LeadProcessor
 from agents.stream import Handler, run_batches
@@ -130,6 +131,7 @@ def create_app(
         flush=app.producer.flush,
         restore=table.data.__setitem__,
         retry_max_seconds=settings.store_retry_max_seconds,
+        limits=Limits(max_events=settings.max_events_per_lead),
     )
 
     def on_fatal(message: str) -> None:

@@ -39,6 +39,8 @@ class Settings(BaseSettings):
     fetch_max_wait_ms: int = Field(default=100, ge=0, le=10_000)
     store_retry_max_seconds: float = Field(default=30.0, gt=0)
     sla_check_seconds: float = Field(default=1.0, gt=0, le=3600)
+    # Issue #5, limits: a lead's further new events are dead-lettered (README, "Limits").
+    max_events_per_lead: int = Field(default=10_000, ge=1, le=100_000)
     # Secrets: SecretStr never prints its value (repr, logs, errors).
     database_password: SecretStr | None = None
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from agents import fold as fold_module
 from agents.facts import TYPE_RANK, Fact
 from agents.fold import FoldConfig, LeadFold, fold
 
@@ -100,4 +101,34 @@ def test_adding_in_chunks_equals_folding_at_once(events: list[Fact], data: st.Da
     first = running.add_many(order[:cut])
     second = running.add_many(order[cut:])
     assert sum(first) + sum(second) == len({f.event_id for f in events})
+    assert running.snapshot(NOW) == fold("L", events, CONFIG, NOW)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    events=st.integers(min_value=1, max_value=40).flatmap(
+        lambda n: st.tuples(*(facts(i) for i in range(n))).map(list)
+    ),
+    data=st.data(),
+)
+def test_late_events_replay_from_marks_to_the_same_result(
+    events: list[Fact], data: st.DataObject
+) -> None:
+    """With a mark every 1 to 4 facts, late events replay from a mark; same result."""
+    order = data.draw(st.permutations(events + events[:3]))
+    every = data.draw(st.integers(min_value=1, max_value=4))
+    saved, fold_module.MARK_EVERY = fold_module.MARK_EVERY, every
+    try:
+        running = LeadFold("L", CONFIG, order[: len(order) // 3])
+        rest = order[len(order) // 3 :]
+        while rest:
+            size = data.draw(st.integers(min_value=1, max_value=len(rest)))
+            if size == 1:
+                running.add(rest[0])
+            else:
+                running.add_many(rest[:size])
+            rest = rest[size:]
+            assert running.snapshot(NOW) == fold("L", running.facts, CONFIG, NOW)
+    finally:
+        fold_module.MARK_EVERY = saved
     assert running.snapshot(NOW) == fold("L", events, CONFIG, NOW)
