@@ -106,10 +106,11 @@ async def seek_committed_or_beginning(consumer: Any, skip: Callable[[Any], bool]
     from aiokafka import TopicPartition
 
     committed = await consumer.seek_to_committed()
+    assigned = consumer.assignment()  # a rebalance may have begun meanwhile
     unset = [
         TopicPartition(tp.topic, tp.partition)
         for tp, offset in committed.items()
-        if not offset and not skip(tp)
+        if not offset and not skip(tp) and tp in assigned
     ]
     if unset:
         await consumer.seek_to_beginning(*unset)
