@@ -21,6 +21,7 @@ from agents.batch import Limits
 from agents.fold import FoldConfig
 from agents.processor import LeadProcessor
 from agents.stream import Handler, run_batches
+from pipeline import faust_drain
 from pipeline.faust_tuning import (
     cap_fetch_wait,
     correct_highwaters,
@@ -96,6 +97,7 @@ def create_app(
     cap_fetch_wait(settings.fetch_max_wait_ms)
     correct_highwaters()
     seek_uncommitted_to_beginning()
+    faust_drain.install()
     app = LeadflowApp(settings.app_id, **faust_settings(settings))
     app.end_probe = functools.partial(true_end_offsets, settings)
     # Faust's own sensors, in the same registry: /metrics serves both.

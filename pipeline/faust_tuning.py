@@ -113,5 +113,8 @@ async def seek_committed_or_beginning(consumer: Any, skip: Callable[[Any], bool]
         if not offset and not skip(tp) and tp in assigned
     ]
     if unset:
-        await consumer.seek_to_beginning(*unset)
+        # An explicit position, not seek_to_beginning: that leaves the position unset until
+        # a reset completes, and Faust's livelock check crashes on an unset position.
+        for tp, offset in (await consumer.beginning_offsets(unset)).items():
+            consumer.seek(tp, offset)
     return committed
