@@ -59,7 +59,7 @@ class Sizes:
     latency_rate: int = 1_000  # events per second
     latency_seconds: int = 60
     state_small: int = 10_000  # distinct leads, small state run
-    state_big: int = 150_000  # distinct leads, big state run (the issue asks 1M: see JSON note)
+    state_big: int = 400_000  # distinct leads, big state run (the issue asks 1M: see JSON note)
     state_window: int = 30_000  # measured events (lead.touch) after the state is loaded
 
 

@@ -17,6 +17,7 @@ def run_worker(settings: Settings, loglevel: str = "info") -> int:
     import faust
 
     from pipeline.app import create_app
+    from pipeline.memory import TRIM_SECONDS, malloc_trimmer
     from sinks import SqlSink, make_engine, upgrade
 
     upgrade(settings.store_url)
@@ -24,6 +25,13 @@ def run_worker(settings: Settings, loglevel: str = "info") -> int:
     engine = make_engine(settings.store_url)
     sink = SqlSink(engine)
     app = create_app(settings, sink=sink, partition_counts=counts, store=engine)
+    trim = malloc_trimmer()
+    if trim is not None:
+
+        @app.timer(interval=TRIM_SECONDS, on_leader=False)  # type: ignore[untyped-decorator]
+        async def release_free_memory() -> None:
+            trim()
+
     worker = faust.Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
     # Faust's terminal spinner puts the root logger at DEBUG when the level is WARNING or
     # above, so every Kafka client built a debug record per message (5% of the event loop).
