@@ -71,7 +71,21 @@ def faust_settings(settings: Settings) -> dict[str, Any]:
         "web_bind": settings.web_host,
         "web_port": settings.web_port,
         "web_in_thread": False,
+        "Table": LeadTable,
     }
+
+
+class LeadTable(faust.Table[str, bytes]):
+    """The per-lead state table, its changelog keyed by the lead id's bytes.
+
+    Faust encodes ``str`` table keys as JSON (``"L-1"`` with its quotes), and the default
+    partitioner then put a lead's changelog record on another partition than the lead's
+    events (murmur2 of other bytes): a worker recovering its partitions did not get the
+    state of its own leads. Raw keys put each record on its lead's partition.
+    """
+
+    def _serializer_from_type(self, typ: Any) -> Any:
+        return "raw" if typ is str else super()._serializer_from_type(typ)
 
 
 class LeadflowApp(faust.App):
