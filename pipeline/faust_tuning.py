@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from typing import Any
 
@@ -104,6 +105,7 @@ async def seek_committed_or_beginning(consumer: Any, skip: Callable[[Any], bool]
     Partitions for which ``skip`` is true (the changelogs) are left where they are.
     """
     from aiokafka import TopicPartition
+    from aiokafka.errors import IllegalStateError
 
     committed = await consumer.seek_to_committed()
     assigned = consumer.assignment()  # a rebalance may have begun meanwhile
@@ -116,5 +118,6 @@ async def seek_committed_or_beginning(consumer: Any, skip: Callable[[Any], bool]
         # An explicit position, not seek_to_beginning: that leaves the position unset until
         # a reset completes, and Faust's livelock check crashes on an unset position.
         for tp, offset in (await consumer.beginning_offsets(unset)).items():
-            consumer.seek(tp, offset)
+            with contextlib.suppress(IllegalStateError):  # revoked meanwhile: not ours now
+                consumer.seek(tp, offset)
     return committed
