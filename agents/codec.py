@@ -100,11 +100,6 @@ def decode_forwarded(raw: bytes) -> tuple[str, Fact, Origin | None]:
     return lead_id, Fact(*row), origin
 
 
-def decode_fact(raw: bytes) -> tuple[str, Fact]:
-    lead_id, fact, _ = decode_forwarded(raw)
-    return lead_id, fact
-
-
 _EVENT_FIELDS = Fact._fields[3:]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -121,8 +122,6 @@ def true_end_offsets(
     Reads each partition from its listed end minus one: the consumer's position after that
     last batch is the true end (the listed end itself on a broker that lists it right).
     """
-    import time
-
     from kafka import KafkaConsumer, TopicPartition
 
     probed = {tp: end for tp, end in ends.items() if end}
@@ -148,7 +147,7 @@ def true_end_offsets(
             for tp in list(pending):
                 position = consumer.position(tps[tp])
                 if position is not None and position >= probed[tp]:
-                    result[tp] = max(probed[tp], position)
+                    result[tp] = position
                     pending.discard(tp)
         if pending:
             log.warning("could not confirm the end offsets of %s", sorted(map(str, pending)))

@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from agents.codec import decode_fact, encode_fact
+from agents.codec import decode_forwarded, encode_fact
 from agents.facts import Fact
 from agents.fold import fold
 from pipeline.broker import EmbeddedBroker
@@ -98,8 +98,8 @@ def check(raw: bytes, kind: str) -> BaseEvent | Rejection:
     else:
         assert isinstance(verdict, BaseEvent)
         fact = Fact.from_event(verdict)
-        lead_id, back = decode_fact(encode_fact(verdict.lead_id, fact))
-        assert (lead_id, back) == (verdict.lead_id, fact)
+        lead_id, back, origin = decode_forwarded(encode_fact(verdict.lead_id, fact))
+        assert (lead_id, back, origin) == (verdict.lead_id, fact, None)
         fold(verdict.lead_id, [fact], CONFIG, NOW)
     return verdict
 
