@@ -1,4 +1,4 @@
-"""The Faust agents: thin loops that hand batches to the processor and guard the acks."""
+"""The agents' batch loop: hand batches to the processor and ack them once written."""
 
 from __future__ import annotations
 
@@ -15,42 +15,28 @@ log = logging.getLogger("leadflow.agents")
 Handler = Callable[[Sequence[Incoming]], Awaitable[Awaitable[None]]]
 
 
-def withhold_acks(events: Sequence[Any]) -> None:
-    """Make Faust's coming ack of these events a no-op, so their offsets are not committed.
-
-    ``take_events`` acks a batch in a ``finally`` block as soon as the body asks for the next
-    batch, even when the body failed or was cancelled. Marking the message acked first makes
-    ``Message.ack`` skip the consumer's bookkeeping: the commit stops before this batch, and
-    it is consumed again after a restart or rebalance, unless :func:`release_acks` follows.
-    """
-    for event in events:
-        event.message.acked = True
-
-
-def release_acks(events: Sequence[Any]) -> None:
-    """Ack withheld events for real, once the store, the stream and the state have them."""
-    for event in events:
-        event.message.acked = False
+def release_acks(messages: Sequence[Any], ack: Callable[[Any], Any]) -> None:
+    """Ack messages once the store, the stream and the state have them (``Consumer.ack``)."""
+    for message in messages:
         try:
-            event.ack()
+            ack(message)
         except (KeyError, ValueError):  # its partition was revoked meanwhile: read again
-            log.debug("offset %s of a revoked partition not acked", event.message.offset)
+            log.debug("offset %s of a revoked partition not acked", message.offset)
 
 
-def incoming(event: Any) -> Incoming:
-    message = event.message
+def incoming(message: Any) -> Incoming:
     return Incoming(message.topic, message.partition, message.offset, message.value)
 
 
 async def run_batches(
-    stream: Any,
+    batches: AsyncIterator[list[Any]],
     handler: Handler,
     processor: LeadProcessor,
     on_fatal: Callable[[str], None],
-    batch_size: int,
-    within: float,
+    ack: Callable[[Any], Any],
+    on_batch: Callable[[list[Any]], None] | None = None,
 ) -> AsyncIterator[int]:
-    """Consume ``stream`` in batches; yields the batch sizes (Faust agents may yield).
+    """Handle batches of Kafka messages from a lane; yields the batch sizes.
 
     A batch is folded before the next is taken, but written to the store while the next
     ones fold; its offsets are acked only once it is written.
@@ -58,9 +44,10 @@ async def run_batches(
     # Acks are released strictly in batch order: Faust commits the first run of consecutive
     # acked offsets, so a later batch acked first would commit past an unwritten one.
     previous: asyncio.Task[bool] | None = None
-    async for events in stream.take_events(batch_size, within=within):
-        batch = [incoming(event) for event in events]
-        withhold_acks(events)
+    async for messages in batches:
+        if on_batch is not None:
+            on_batch(messages)
+        batch = [incoming(message) for message in messages]
         try:
             written = await handler(batch)
         except asyncio.CancelledError:
@@ -68,17 +55,20 @@ async def run_batches(
         except Exception:
             log.exception("batch of %d failed; retrying its events one by one", len(batch))
             written = _one_by_one(batch, handler, processor)
-        previous = asyncio.ensure_future(_ack_when_written(written, events, on_fatal, previous))
+        previous = asyncio.ensure_future(
+            _ack_when_written(written, messages, ack, on_fatal, previous)
+        )
         yield len(batch)
 
 
 async def _ack_when_written(
     written: Awaitable[None],
-    events: Sequence[Any],
+    messages: Sequence[Any],
+    ack: Callable[[Any], Any],
     on_fatal: Callable[[str], None],
     previous: asyncio.Task[bool] | None,
 ) -> bool:
-    """Ack ``events`` once written and once the batch before them is acked; False if not."""
+    """Ack ``messages`` once written and once the batch before them is acked; False if not."""
     try:
         if previous is not None and not await previous:
             return False
@@ -92,7 +82,7 @@ async def _ack_when_written(
         log.exception("a batch could neither be processed nor dead-lettered")
         on_fatal(f"a batch could not be written: {exc}")
         return False
-    release_acks(events)
+    release_acks(messages, ack)
     return True
 
 

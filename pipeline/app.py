@@ -6,6 +6,7 @@ import asyncio
 import functools
 import logging
 import os
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from signal import SIGTERM
@@ -28,6 +29,7 @@ from pipeline.faust_tuning import (
     seek_uncommitted_to_beginning,
 )
 from pipeline.goals import GoalProgress, goal_progress
+from pipeline.lanes import Lanes
 from pipeline.metrics import Metrics
 from pipeline.settings import Settings
 from pipeline.topics import STATE_TABLE, TopicNames, true_end_offsets
@@ -94,6 +96,7 @@ class LeadflowApp(faust.App):
     leadflow: WorkerState
     processor: LeadProcessor
     end_probe: Callable[[dict[Any, int]], dict[Any, int]]
+    lanes: Lanes
 
 
 def create_app(
@@ -160,18 +163,40 @@ def create_app(
     inputs = app.topic(*names.inputs, key_type=bytes, value_type=bytes)
     rekeyed = app.topic(names.rekeyed, key_type=bytes, value_type=bytes)
 
-    def batch_agent(handler: Handler) -> Any:
+    lanes = Lanes()
+    lane_size = max(4 * settings.batch_size, 1000)
+
+    def seen(messages: list[Any]) -> None:
+        # Faust's livelock check reads when each partition's stream last took an event.
+        inbound = app.monitor.stream_inbound_time
+        now = time.monotonic()
+        for message in messages:
+            inbound[message.tp] = now
+
+    def batch_agent(handler: Handler, topics: tuple[str, ...]) -> Any:
+        lane = lanes.add(app.flow_control, topics, lane_size)
+
+        # The stream itself stays empty: the fetch loop hands this agent's records to its lane.
         async def agent(stream: Any) -> Any:
-            async for size in run_batches(
-                stream, handler, processor, on_fatal, settings.batch_size, settings.batch_seconds
-            ):
+            batches = lane.batches(settings.batch_size, settings.batch_seconds)
+            consumer, sensors = app.consumer, app.sensors
+
+            def ack(message: Any) -> None:
+                try:
+                    consumer.ack(message)
+                finally:  # what the stream would tell Faust's sensors (messages active)
+                    sensors.on_message_out(message.tp, message.offset, message)
+
+            async for size in run_batches(batches, handler, processor, on_fatal, ack, seen):
                 state.batches += 1
                 yield size
 
         return agent
 
-    app.agent(inputs, name="leadflow.ingest")(batch_agent(processor.handle_input))
-    app.agent(rekeyed, name="leadflow.rekeyed")(batch_agent(processor.handle_rekeyed))
+    app.agent(inputs, name="leadflow.ingest")(batch_agent(processor.handle_input, names.inputs))
+    app.agent(rekeyed, name="leadflow.rekeyed")(
+        batch_agent(processor.handle_rekeyed, (names.rekeyed,))
+    )
 
     if store is not None:
         from pipeline.dashboard import register_pages
@@ -218,6 +243,7 @@ def create_app(
         return web.bytes(generate_latest(metrics.registry), content_type=METRICS_CONTENT_TYPE)
 
     app.leadflow = state
+    app.lanes = lanes
     app.processor = processor
     return app
 

@@ -48,6 +48,9 @@ def install() -> None:
         unset_flag = self.diag.unset_flag
         commit_every = self._commit_every
         acks_enabled_for = self.app.topics.acks_enabled_for
+        lanes = getattr(self.app, "lanes", None)
+        by_topic = lanes.by_topic if lanes is not None else {}
+        on_message_in = self._on_message_in
         yield_every = 100
         num_since_yield = 0
         sleep = asyncio.sleep
@@ -79,7 +82,15 @@ def install() -> None:
                             if commit_every is not None and self._n_acked >= commit_every:
                                 self._n_acked = 0
                                 await self.commit()
-                            await self.wait_first(callback(message), self.suspend_flow.wait())
+                            lane = by_topic.get(message.topic)
+                            if lane is None:
+                                await self.wait_first(callback(message), self.suspend_flow.wait())
+                            elif not self.suspend_flow.is_set():
+                                on_message_in(tp, offset, message)
+                                if not lane.put(message):  # full: wait, unless a rebalance
+                                    await self.wait_first(
+                                        lane.wait_room(), self.suspend_flow.wait()
+                                    )
                             set_read_offset(tp, offset)
                         else:
                             self.log.dev("DROPPED MESSAGE ROFF %r", offset)
