@@ -18,12 +18,15 @@ def run_worker(settings: Settings, loglevel: str = "info") -> int:
 
     from pipeline.app import create_app
     from pipeline.memory import TRIM_SECONDS, malloc_trimmer
-    from sinks import SqlSink, make_engine, upgrade
+    from sinks import make_engine, upgrade
+    from sinks.process import ProcessSink
 
     upgrade(settings.store_url)
     counts = ensure_topics(settings)
     engine = make_engine(settings.store_url)
-    sink = SqlSink(engine)
+    # Store writes run in a child process: beside the fold, not under the same GIL.
+    sink = ProcessSink(settings.store_url)
+    sink.start()
     app = create_app(settings, sink=sink, partition_counts=counts, store=engine)
     trim = malloc_trimmer()
     if trim is not None:

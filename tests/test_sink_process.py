@@ -1,0 +1,135 @@
+"""The store writer in a child process: the same rows, typed errors, a dead child replaced."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agents.fold import fold
+from pipeline.errors import PermanentStoreError, StoreError
+from schemas.classify import DeadLetter, Rejection
+from sinks import SqlSink, make_engine, upgrade
+from sinks.process import ProcessSink
+from sinks.queries import table_rows
+from tests.golden import load_scenarios
+from tests.test_fold_scenarios import config_of, facts_of
+
+NOW = datetime(2026, 6, 1, tzinfo=UTC)
+TABLES = ("lead_lifecycle", "lead_stage_transitions", "handoff_sla", "funnel_daily", "dead_letters")
+
+
+@pytest.fixture
+def process_sink(migrated_url: str) -> Iterator[ProcessSink]:
+    sink = ProcessSink(migrated_url)
+    try:
+        yield sink
+    finally:
+        sink.close()
+
+
+def batch() -> tuple[list, list[DeadLetter]]:
+    snapshots = [fold(s.lead_id, facts_of(s), config_of(s), s.now) for s in load_scenarios()]
+    letter = DeadLetter.of(b"{", Rejection("invalid_json", "x"), "marketing-leads", 0, 7, NOW)
+    return snapshots, [letter]
+
+
+def dump(url: str) -> dict[str, list]:
+    engine = make_engine(url)
+    try:
+        return {t: sorted(map(repr, table_rows(engine, t))) for t in TABLES}
+    finally:
+        engine.dispose()
+
+
+def test_same_rows_as_the_in_process_sink(process_sink: ProcessSink, tmp_path: Path) -> None:
+    snapshots, letters = batch()
+    assert process_sink.write_batch(snapshots, letters, NOW) > 0
+    assert process_sink.write_batch(snapshots, letters, NOW) == 0  # idempotent, as in-process
+    here = f"sqlite:///{tmp_path / 'here.db'}"
+    upgrade(here)
+    engine = make_engine(here)
+    try:
+        SqlSink(engine).write_batch(snapshots, letters, NOW)
+    finally:
+        engine.dispose()
+    assert dump(process_sink.url) == dump(here)
+
+
+def test_a_permanent_error_keeps_its_type(tmp_path: Path) -> None:
+    sink = ProcessSink(f"sqlite:///{tmp_path / 'never-migrated.db'}")
+    try:
+        with pytest.raises(PermanentStoreError, match="no such table"):
+            sink.write_batch(*batch(), NOW)
+    finally:
+        sink.close()
+
+
+def test_a_writer_dead_while_idle_is_replaced_before_the_next_batch(
+    process_sink: ProcessSink,
+) -> None:
+    process_sink.start()
+    pid = process_sink._process.pid
+    os.kill(pid, signal.SIGKILL)
+    wait_dead(process_sink._process)
+    snapshots, letters = batch()
+    assert process_sink.write_batch(snapshots, letters, NOW) > 0
+    assert process_sink._process.pid != pid
+
+
+def test_a_writer_killed_during_a_write_fails_it_retryably(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    upgrade(url)
+    sink = ProcessSink(url)
+    blocker = sqlite3.connect(tmp_path / "store.db", isolation_level=None)
+    try:
+        sink.start()
+        child = sink._process
+        blocker.execute("BEGIN IMMEDIATE")  # the child's write waits for this lock
+        outcome: list[BaseException | int] = []
+        snapshots, letters = batch()
+
+        def write() -> None:
+            try:
+                outcome.append(sink.write_batch(snapshots, letters, NOW))
+            except BaseException as exc:
+                outcome.append(exc)
+
+        writer = threading.Thread(target=write)
+        writer.start()
+        time.sleep(1.0)
+        assert not outcome  # still waiting for the lock, inside the child
+        os.kill(child.pid, signal.SIGKILL)
+        writer.join(10)
+        blocker.execute("ROLLBACK")
+        [error] = outcome
+        assert isinstance(error, StoreError) and not isinstance(error, PermanentStoreError)
+        assert "writer process stopped" in str(error)
+        assert sink.write_batch(snapshots, letters, NOW) > 0  # the retry: a new child
+        assert len(dump(url)["lead_lifecycle"]) == len({s.lead_id for s in snapshots})
+    finally:
+        blocker.close()
+        sink.close()
+
+
+def wait_dead(process: Any) -> None:
+    deadline = time.monotonic() + 10
+    while process.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not process.is_alive()
+
+
+def test_close_stops_the_child(process_sink: ProcessSink) -> None:
+    process_sink.start()
+    process = process_sink._process
+    process_sink.close()
+    assert not process.is_alive()
+    assert process.exitcode == 0
