@@ -68,6 +68,7 @@ class _Job:
     letters: list[DeadLetter]
     now: datetime
     outcomes: Counter[tuple[str, str]]
+    error: BaseException | None = None  # set when it (or a batch before it) was not stored
     done: asyncio.Future[None] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
@@ -117,7 +118,10 @@ class LeadProcessor:
         self._rebalancing = False
         self.pipeline_depth = pipeline_depth
         self._jobs: asyncio.Queue[_Job] = asyncio.Queue()
+        self._stored: asyncio.Queue[_Job] = asyncio.Queue()
         self._writer: asyncio.Task[None] | None = None
+        self._emitter: asyncio.Task[None] | None = None
+        self._halted: BaseException | None = None  # a batch failed: nothing after it is written
         self.owned = OwnedLeads(lambda lead_id: partition_of(lead_id, partitions))
 
     # -- the two entry points ------------------------------------------------------------
@@ -243,18 +247,42 @@ class LeadProcessor:
                 self._restore(update.lead_id, update.state)
 
     async def _submit(self, job: _Job) -> asyncio.Future[None]:
-        if self._writer is None or self._writer.done():
+        if self._writer is None or self._writer.done() or self._emitter is None:
+            # Two stages, each in batch order: the store writes a batch while the batch
+            # before it is emitted and its state committed to the changelog.
             self._jobs = asyncio.Queue(maxsize=self.pipeline_depth)
-            self._writer = asyncio.get_running_loop().create_task(self._write_jobs())
+            self._stored = asyncio.Queue(maxsize=self.pipeline_depth)
+            loop = asyncio.get_running_loop()
+            self._writer = loop.create_task(self._write_jobs())
+            self._emitter = loop.create_task(self._emit_jobs())
         await self._jobs.put(job)
         return job.done
 
     async def _write_jobs(self) -> None:
-        """Store, emit and commit state for each batch in order, while the next ones fold."""
+        """Stage one: write each batch to the store, in order, while the next ones fold."""
         failed: BaseException | None = None
         while True:
             job = await self._jobs.get()
-            if failed is not None:  # never write past a batch that could not be written
+            if failed is None and self._halted is None:
+                try:
+                    snapshots = [u.snapshot for u in job.updates]
+                    await self.write_store(snapshots, job.letters, job.now)
+                except asyncio.CancelledError:
+                    job.done.cancel()
+                    raise
+                except Exception as exc:
+                    failed = exc
+            # Never write past a batch that could not be written: it and all later ones fail.
+            job.error = failed or self._halted
+            await self._stored.put(job)
+
+    async def _emit_jobs(self) -> None:
+        """Stage two: emit each stored batch and commit its state, in order."""
+        while True:
+            job = await self._stored.get()
+            failed = job.error or self._halted
+            if failed is not None:
+                self._halted = failed
                 job.done.set_exception(failed)
                 continue
             try:
@@ -263,19 +291,16 @@ class LeadProcessor:
                 job.done.cancel()
                 raise
             except Exception as exc:
-                failed = exc
+                self._halted = exc
                 job.done.set_exception(exc)
-            else:
-                job.done.set_result(None)
 
     async def _finish(self, job: _Job) -> None:
-        """Store, then queue the snapshots and the changelog; the job is done once delivered.
+        """Queue a stored batch's snapshots and changelog; the job is done once delivered.
 
         The next job's store write does not wait for this one's deliveries; Faust flushes the
         producer before it commits any offset, and the offsets wait for ``job.done``.
         """
         updates, letters, now = job.updates, job.letters, job.now
-        await self.write_store([u.snapshot for u in updates], letters, now)
         deliveries = await self._emit(updates, letters, now)
         for update in updates:
             self.table[update.lead_id] = update.state  # memory again, and the changelog
@@ -427,8 +452,9 @@ class LeadProcessor:
         await (await self._submit(_Job([], [letter], now, Counter())))
 
     def close(self) -> None:
-        if self._writer is not None:
-            self._writer.cancel()
+        for task in (self._writer, self._emitter):
+            if task is not None:
+                task.cancel()
         self._executor.shutdown(wait=True)
 
 
