@@ -9,6 +9,10 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, Connection, make_url
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# Reads through a memory map: a batch touches leads all over the file, and with 400,000 leads
+# the page reads (one syscall each past the cache) cut throughput by a quarter. SQLite caps
+# this at its compile-time limit (2 GB by default); the mapped pages count in the RSS.
+SQLITE_MMAP_BYTES = 2**31
 SQLITE_CACHE_KIB = 32 * 1024  # the aggregate recompute rescans whole days of transitions
 POOL_SIZE = 5
 MAX_OVERFLOW = 5
@@ -86,6 +90,7 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA foreign_keys=OFF")
         cursor.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
+        cursor.execute(f"PRAGMA mmap_size={SQLITE_MMAP_BYTES}")
     finally:
         cursor.close()
 
