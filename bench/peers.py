@@ -4,6 +4,8 @@
 
 - ``raw``: aiokafka consuming the topics and ``json.loads`` on every value, nothing else.
 - ``ceiling``: a Faust agent that only ``take()``s batches and parses them (the framework alone).
+- ``lanes``: the ``ceiling`` work (batches + parse) through leadflow's own delivery, the batch
+  lanes of ``pipeline/lanes.py`` (what leadflow's Faust plumbing alone costs).
 - ``naive``: the Faust pattern most users write: one agent, per event a table write and a send.
 
 Each process times itself (first message consumed -> last message processed, monotonic clock)
@@ -146,6 +148,34 @@ def build_ceiling(args: argparse.Namespace, tracker: Tracker) -> Any:
     return app
 
 
+def build_lanes(args: argparse.Namespace, tracker: Tracker) -> Any:
+    from pipeline import faust_drain
+    from pipeline.lanes import Lanes
+
+    faust_drain.install()
+    app = faust_app(args)
+    inputs = app.topic(*args.topics, key_type=bytes, value_type=bytes)
+    app.lanes = Lanes()
+    lane = app.lanes.add(app.flow_control, args.topics, max(4 * args.batch, 1000))
+    loads = json.loads
+
+    @app.agent(inputs, name="bench.lanes")
+    async def lanes(stream: Any) -> None:
+        ack = app.consumer.ack
+        async for messages in lane.batches(args.batch, within=0.1):
+            started = time.monotonic() if tracker.first is None else None
+            for message in messages:
+                try:
+                    loads(message.value)
+                except ValueError:
+                    tracker.bad += 1
+            for message in messages:
+                ack(message)
+            tracker.add(len(messages), started)
+
+    return app
+
+
 def build_naive(args: argparse.Namespace, tracker: Tracker) -> Any:
     # A typical first Faust app: JSON values, a table of per-lead state, one send per event.
     app = faust_app(args, value_serializer="json")
@@ -188,7 +218,7 @@ def run_faust(app: Any) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench.peers")
-    parser.add_argument("mode", choices=("raw", "ceiling", "naive"))
+    parser.add_argument("mode", choices=("raw", "ceiling", "lanes", "naive"))
     parser.add_argument("--broker", required=True, help="host:port")
     parser.add_argument("--group", required=True, help="consumer group / Faust app id")
     parser.add_argument("--topics", required=True, type=lambda s: s.split(","))
@@ -203,6 +233,8 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(run_raw(args, tracker))
     elif args.mode == "ceiling":
         run_faust(build_ceiling(args, tracker))
+    elif args.mode == "lanes":
+        run_faust(build_lanes(args, tracker))
     else:
         run_faust(build_naive(args, tracker))
     return 0

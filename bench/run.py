@@ -7,7 +7,8 @@ throughput phase, ``--no-postgres`` to skip PostgreSQL).
 Phases (each with its own timeout, every process started and stopped by PID):
 
 1. raw       aiokafka + json.loads over the preloaded input topics (bench/peers.py raw)
-2. ceiling   a Faust agent that only take()s batches and parses them (bench/peers.py ceiling)
+2. ceiling   a Faust agent that only take()s batches and parses them (bench/peers.py ceiling);
+             also the same through leadflow's batch lanes (bench/peers.py lanes)
 3. naive     one Faust agent, per event a table write and a send (bench/peers.py naive)
 4. leadflow  the real worker over the same topics, until the store holds every row;
              on SQLite and on PostgreSQL (a fresh schema, dropped afterwards)
@@ -326,7 +327,10 @@ class Worker:
         except ImportError:  # /proc: resident pages * page size
             pages = int(Path(f"/proc/{self.pid}/statm").read_text().split()[1])
             return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
-        return float(psutil.Process(self.pid).memory_info().rss) / 2**20
+        # The worker and its store writer process.
+        process = psutil.Process(self.pid)
+        family = [process, *process.children(recursive=True)]
+        return sum(float(p.memory_info().rss) for p in family) / 2**20
 
     def stop(self) -> None:
         self.process.stop()
@@ -793,6 +797,7 @@ def chart(results: dict[str, Any], path: Path) -> None:
     for key, label in (
         ("raw", "raw aiokafka\n+json.loads"),
         ("ceiling", "Faust take()\n+parse"),
+        ("lanes", "leadflow lanes\n+parse"),
         ("naive", "naive Faust\ntable+send"),
     ):
         value = (results.get(key) or {}).get("events_per_s")
@@ -808,7 +813,8 @@ def chart(results: dict[str, Any], path: Path) -> None:
         if run.get("window_events_per_s"):
             bars.append((f"leadflow\n{run['leads']:,} leads", run["window_events_per_s"]))
     fig, (left, right) = plt.subplots(1, 2, figsize=(14, 5.5))
-    colors = ["#999999"] * 3 + ["#1f77b4"] * (len(bars) - 3)
+    peers = sum(1 for label, _ in bars if not label.startswith("leadflow\n"))
+    colors = ["#999999"] * peers + ["#1f77b4"] * (len(bars) - peers)
     left.bar([b[0] for b in bars], [b[1] for b in bars], color=colors[: len(bars)])
     for i, (_, value) in enumerate(bars):
         left.text(i, value, f"{value:,.0f}", ha="center", va="bottom", fontsize=8)
@@ -967,8 +973,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"{expect[0]:,} leads on "
                 f"{topics[0]}, {topics[1]} in {info['publish_s']:.1f}s"
             )
-            for mode in ("raw", "ceiling", "naive"):
-                if wanted(mode):
+            for mode in ("raw", "ceiling", "lanes", "naive"):
+                if wanted(mode if mode != "lanes" else "ceiling"):
                     body = phase(results, errors, mode, run_peer, ctx, mode, topics, n, 120.0)
                     if body:
                         results[mode] = body
@@ -1041,6 +1047,7 @@ def main(argv: list[str] | None = None) -> int:
     leadflow = min(lf_rates.values()) if lf_rates else None
     raw = (results.get("raw") or {}).get("events_per_s")
     ceiling = (results.get("ceiling") or {}).get("events_per_s")
+    lanes = (results.get("lanes") or {}).get("events_per_s")
     naive = (results.get("naive") or {}).get("events_per_s")
     latency = results.get("latency") or {}
     state = results.get("state") or {}
@@ -1057,6 +1064,9 @@ def main(argv: list[str] | None = None) -> int:
         "ratio_raw": ratio(leadflow, raw),
         "ratio_ceiling": ratio(leadflow, ceiling),
         "ratio_naive": ratio(leadflow, naive),
+        # Not in the summary line: the ceiling of leadflow's own delivery (batch lanes).
+        "ceiling_lanes": lanes,
+        "ratio_ceiling_lanes": ratio(leadflow, lanes),
         "p99_ms": latency.get("p99_ms"),
         "rss_per_100k_mb": state.get("rss_per_100k_mb"),
         "throughput_big_vs_small": state.get("throughput_big_vs_small"),
