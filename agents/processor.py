@@ -247,7 +247,8 @@ class LeadProcessor:
                 self._restore(update.lead_id, update.state)
 
     async def _submit(self, job: _Job) -> asyncio.Future[None]:
-        if self._writer is None or self._writer.done() or self._emitter is None:
+        stages = (self._writer, self._emitter)
+        if any(task is None or task.done() for task in stages):
             # Two stages, each in batch order: the store writes a batch while the batch
             # before it is emitted and its state committed to the changelog.
             self._jobs = asyncio.Queue(maxsize=self.pipeline_depth)

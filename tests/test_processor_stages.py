@@ -24,8 +24,6 @@ NAMES = TopicNames.of(Settings())
 class Sink:
     """Records each write; the batch numbered ``fail_at`` raises a permanent error."""
 
-    publishes = False
-
     def __init__(self, fail_at: int | None = None) -> None:
         self.fail_at = fail_at
         self.writes: list[list[str]] = []
