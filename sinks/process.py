@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import multiprocessing
+import os
 import signal
+import sys
 import threading
 from collections.abc import Sequence
 from datetime import datetime
@@ -16,6 +19,7 @@ from pipeline.errors import PermanentStoreError, StoreError
 from schemas.classify import DeadLetter
 
 START_TIMEOUT_SECONDS = 60.0
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 class ProcessSink:
@@ -72,7 +76,10 @@ class ProcessSink:
         self._discard()
         parent, child = self._context.Pipe()
         process = self._context.Process(
-            target=serve, args=(child, self.url), name="leadflow-store", daemon=True
+            target=serve,
+            args=(child, self.url, os.getpid()),
+            name="leadflow-store",
+            daemon=True,
         )
         process.start()
         child.close()
@@ -104,10 +111,26 @@ class ProcessSink:
         return int(process.exitcode) if process.exitcode is not None else None
 
 
-def serve(conn: Connection, url: str) -> None:
+def _die_with_parent(parent: int) -> None:
+    """Be killed with the worker: a write must not outlive a worker killed with ``kill -9``.
+
+    Without this the child finished (and committed) the batch in hand after its worker was
+    gone, or waited on a database lock with no one left to answer to. Linux only; elsewhere
+    the child still stops at the next batch, when the pipe is closed.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # the worker died before the line above
+        os._exit(1)
+
+
+def serve(conn: Connection, url: str, parent: int) -> None:
     """The child: write each batch received, answer ("ok", rows) or ("error", StoreError)."""
     # Ctrl-C reaches the whole process group; the worker decides when this child stops.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _die_with_parent(parent)
     from sinks.engine import make_engine
     from sinks.store import SqlSink
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import signal
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -133,3 +135,47 @@ def test_close_stops_the_child(process_sink: ProcessSink) -> None:
     process_sink.close()
     assert not process.is_alive()
     assert process.exitcode == 0
+
+
+def test_the_writer_dies_with_a_killed_worker(tmp_path: Path) -> None:
+    """A write in hand must not outlive a worker killed with ``kill -9`` (nor commit later)."""
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    upgrade(url)
+    script = (
+        "from datetime import UTC, datetime\n"
+        "from sinks.process import ProcessSink\n"
+        "from tests.test_sink_process import batch\n"
+        f"sink = ProcessSink({url!r})\n"
+        "sink.start()\n"
+        "print(sink._process.pid, flush=True)\n"
+        "sink.write_batch(*batch(), datetime.now(UTC))\n"
+    )
+    blocker = sqlite3.connect(tmp_path / "store.db", isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")  # the child's write waits for this lock
+    worker = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert worker.stdout is not None
+        child = int(worker.stdout.readline())
+        time.sleep(1.0)  # the batch is in the child, waiting for the lock
+        assert alive(child)
+        os.kill(worker.pid, signal.SIGKILL)
+        worker.wait(10)
+        deadline = time.monotonic() + 10  # the lock would hold it for 30 s
+        while alive(child) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not alive(child), "the store writer outlived its worker"
+        blocker.execute("ROLLBACK")
+        assert dump(url)["lead_lifecycle"] == []  # and its batch was not committed
+    finally:
+        blocker.close()
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait(10)
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0]
+    except (FileNotFoundError, IndexError):
+        return False
+    return state != "Z"
