@@ -49,15 +49,22 @@ def insert_rows(
     *,
     upsert_key: Sequence[str] = (),
     only_if_newer: str | None = None,
+    unchanged: Sequence[str] = (),
 ) -> None:
     """INSERT rows (dicts with every column of ``table``); with ``upsert_key``, replace on
-    conflict, and with ``only_if_newer`` only when that column grows."""
+    conflict, and with ``only_if_newer`` only when that column grows.
+
+    ``unchanged`` names columns the caller knows equal the stored row's: left out of the update,
+    the indexes on them are not rewritten (SQLite rewrites an index whenever an UPDATE assigns
+    one of its columns, even to the same value).
+    """
     if not rows:
         return
     columns = [column.name for column in table.columns]
     sql = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({_marks(conn, len(columns))})"
     if upsert_key:
-        updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in upsert_key)
+        kept = {*upsert_key, *unchanged}
+        updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in kept)
         sql += f" ON CONFLICT ({', '.join(upsert_key)}) DO UPDATE SET {updates}"
         if only_if_newer:
             sql += f" WHERE {table.name}.{only_if_newer} < excluded.{only_if_newer}"

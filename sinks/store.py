@@ -212,7 +212,7 @@ def _replace_lead_rows(
 ) -> int:
     """Make each lead's rows exactly its snapshot's, touching only the rows that changed."""
     rows = [{**snap.lifecycle, "updated_at": now} for snap in fresh]
-    insert_rows(conn, _lifecycle, rows, upsert_key=("lead_id",), only_if_newer="version")
+    _write_lifecycles(conn, rows, old)
     gone: list[tuple[Any, ...]] = []
     added: list[dict[str, Any]] = []
     for snap in fresh:
@@ -234,6 +234,33 @@ def _replace_lead_rows(
     contacts = [{**snap.contact, "updated_at": now} for snap in fresh if snap.contact]
     insert_rows(conn, _contacts, contacts, upsert_key=("lead_id",))
     return len(rows) + len(gone) + len(added) + sla_written + len(contacts)
+
+
+# The columns of lead_lifecycle's secondary index (the primary key is never updated).
+_INDEXED = ("stage", "won_at")
+
+
+def _write_lifecycles(
+    conn: Connection, rows: Sequence[dict[str, Any]], old: dict[str, dict[str, Any]]
+) -> None:
+    """Upsert the lifecycle rows; where the indexed columns keep their stored values, leave
+    them out of the update so that a batch touching leads all over a big table dirties one
+    page per lead, not two."""
+    same: list[dict[str, Any]] = []
+    moved: list[dict[str, Any]] = []
+    for row in rows:
+        stored = old.get(row["lead_id"])
+        kept = stored is not None and all(stored[c] == row[c] for c in _INDEXED)
+        (same if kept else moved).append(row)
+    for part, unchanged in ((same, _INDEXED), (moved, ())):
+        insert_rows(
+            conn,
+            _lifecycle,
+            part,
+            upsert_key=("lead_id",),
+            only_if_newer="version",
+            unchanged=unchanged,
+        )
 
 
 def _replace_sla(conn: Connection, fresh: Sequence[LeadSnapshot]) -> int:
