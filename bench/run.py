@@ -61,7 +61,7 @@ class Sizes:
     latency_seconds: int = 60
     state_small: int = 10_000  # distinct leads, small state run
     state_big: int = 400_000  # distinct leads, big state run (the issue asks 1M: see JSON note)
-    state_window: int = 30_000  # measured events (lead.touch) after the state is loaded
+    state_window: int = 40_000  # measured events (lead.touch) after the state is loaded
 
 
 QUICK = Sizes(
@@ -682,19 +682,22 @@ def run_state(ctx: Context, leads: int, timeout: float) -> dict[str, Any]:
         done: float | None = None
         deadline = ready + timeout
         count, rss, last_sample = 0, rss_ready, 0.0
+        polls: list[tuple[float, int]] = []  # (monotonic time, processed) within the window
         while time.monotonic() < deadline:
             count = worker.processed()
             now = time.monotonic()
-            rss = worker.rss_mb()
             if now - last_sample >= 2.0:
+                rss = worker.rss_mb()
                 samples.append((round(now - ready, 1), count, round(rss, 1)))
                 last_sample = now
             if loaded_at is None and count >= leads:
-                loaded_at, rss_loaded = now, rss
+                loaded_at, rss_loaded = now, worker.rss_mb()
+            if loaded_at is not None:
+                polls.append((now, count))
             if count >= total:
                 done = now
                 break
-            time.sleep(0.25)
+            time.sleep(0.1 if loaded_at is not None else 0.25)
         samples.append((round(time.monotonic() - ready, 1), count, round(rss, 1)))
         rows = store.totals()
         rss_end = worker.rss_mb()
@@ -721,8 +724,31 @@ def run_state(ctx: Context, leads: int, timeout: float) -> dict[str, Any]:
         body["leads_loaded_partial"] = min(count, leads)
     if done is not None and loaded_at is not None:
         body["window_seconds"] = round(done - loaded_at, 2)
-        body["window_events_per_s"] = window / (done - loaded_at)
+        body["window_events_per_s_end_to_end"] = window / (done - loaded_at)
+        body.update(steady_rate(polls, leads, window))
     return body
+
+
+def steady_rate(polls: list[tuple[float, int]], leads: int, window: int) -> dict[str, Any]:
+    """Throughput between the moments 10 % and 90 % of the window had been processed.
+
+    The count grows a batch at a time; both marks are the first poll (every 100 ms) at or past
+    a batch boundary, so the span holds whole batches. The trimmed ends are the pipeline
+    filling up after the load and the last, partly filled batch, which would weigh more in
+    whichever run is faster.
+    """
+    marks = []
+    for share in (0.1, 0.9):
+        target = leads + share * window
+        marks.append(next((t, n) for t, n in polls if n >= target))
+    (t0, n0), (t1, n1) = marks
+    if t1 <= t0:
+        return {}
+    return {
+        "window_events_per_s": (n1 - n0) / (t1 - t0),
+        "window_steady_events": n1 - n0,
+        "window_steady_seconds": round(t1 - t0, 2),
+    }
 
 
 def state_line(body: dict[str, Any]) -> str:
@@ -759,7 +785,9 @@ def state_summary(state: dict[str, Any], sizes: Sizes) -> dict[str, Any]:
         "minutes (at about 2,000 new leads/s one worker needs over eight minutes to load a "
         "million; use --state-big 1000000 for the full figure). Each run: `leads` lead.created "
         f"events, then a window of {sizes.state_window:,} lead.touch events on random leads; "
-        "throughput = window events / window seconds (from /metrics every 100 ms). "
+        "throughput = events processed between the moments 10 % and 90 % of the window were "
+        "done / the seconds between them (from /metrics every 100 ms; the end-to-end figure is "
+        "kept as window_events_per_s_end_to_end). "
         "rss_per_100k_mb = (final RSS of the big run - final RSS of the small run) / (difference "
         "in leads) * 100,000, which cancels the worker's fixed and processing memory; "
         "rss_per_100k_mb_in_run = (final - at ready) / leads of the big run."
@@ -931,6 +959,12 @@ def main(argv: list[str] | None = None) -> int:
         help="comma list of phases (raw,ceiling,naive,sqlite,postgresql,latency,state)",
     )
     parser.add_argument("--state-big", type=int, default=None, help="leads in the big state run")
+    parser.add_argument(
+        "--budget",
+        type=float,
+        default=BUDGET_S,
+        help="seconds for the whole run; the big state run gets what is left (default %(default)g)",
+    )
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else Sizes()
     if args.state_big:
@@ -1025,8 +1059,8 @@ def main(argv: list[str] | None = None) -> int:
         if wanted("state"):
             state: dict[str, Any] = {}
             for key, leads in (("small", sizes.state_small), ("big", sizes.state_big)):
-                # The big run gets what is left of the ~10 minute budget.
-                left = BUDGET_S - (time.monotonic() - T0) - 25
+                # The big run gets what is left of the budget (about ten minutes).
+                left = args.budget - (time.monotonic() - T0) - 25
                 timeout = 120.0 if key == "small" else max(90.0, left)
                 body = phase(results, errors, f"state-{key}", run_state, ctx, leads, timeout)
                 if body:
