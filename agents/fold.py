@@ -49,6 +49,22 @@ class LeadSnapshot:
     contact: dict[str, Any] | None = None  # personal data: lead_contacts only
     attribution: list[dict[str, Any]] = field(default_factory=list)  # won leads only
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickled to the store writer by the thousand: a slotted dataclass's default state
+        # calls dataclasses.fields() per object, a third of the pickling time.
+        return (
+            LeadSnapshot,
+            (
+                self.lead_id,
+                self.version,
+                self.lifecycle,
+                self.transitions,
+                self.sla,
+                self.contact,
+                self.attribution,
+            ),
+        )
+
 
 class Header(NamedTuple):
     """What the worker's gauges and SLA clock need to know of a lead without refolding it."""
