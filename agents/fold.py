@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
+from operator import attrgetter
 from typing import Any, NamedTuple
 
 from agents.attribution import attribution_rows
@@ -52,18 +53,10 @@ class LeadSnapshot:
     def __reduce__(self) -> tuple[Any, ...]:
         # Pickled to the store writer by the thousand: a slotted dataclass's default state
         # calls dataclasses.fields() per object, a third of the pickling time.
-        return (
-            LeadSnapshot,
-            (
-                self.lead_id,
-                self.version,
-                self.lifecycle,
-                self.transitions,
-                self.sla,
-                self.contact,
-                self.attribution,
-            ),
-        )
+        return (LeadSnapshot, _snapshot_fields(self))
+
+
+_snapshot_fields = attrgetter(*(f.name for f in fields(LeadSnapshot)))
 
 
 class Header(NamedTuple):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pickle
 import signal
 import sqlite3
 import subprocess
@@ -10,13 +11,14 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from agents.fold import fold
+from agents.fold import LeadSnapshot, fold
 from pipeline.errors import PermanentStoreError, StoreError
 from schemas.classify import DeadLetter, Rejection
 from sinks import SqlSink, make_engine, upgrade
@@ -179,3 +181,9 @@ def alive(pid: int) -> bool:
     except (FileNotFoundError, IndexError):
         return False
     return state != "Z"
+
+
+def test_a_snapshot_reaches_the_writer_with_every_field() -> None:
+    """Snapshots cross to the writer process pickled; a field left behind would be lost."""
+    snapshot = LeadSnapshot(**{f.name: [f"{f.name} value"] for f in fields(LeadSnapshot)})
+    assert pickle.loads(pickle.dumps(snapshot)) == snapshot
