@@ -24,8 +24,12 @@ class OwnedLeads:
         self._pending: dict[str, int] = {}
         self._heap: list[tuple[int, str]] = []
 
-    def update(self, lead_id: str, old: Header | None, new: Header) -> None:
-        partition = self._partition_of(lead_id)
+    def update(
+        self, lead_id: str, old: Header | None, new: Header, partition: int | None = None
+    ) -> None:
+        """Count a lead's change; ``partition`` is the lead's, when the caller knows it."""
+        if partition is None:
+            partition = self._partition_of(lead_id)
         stages = self._stages.setdefault(partition, Counter())
         if old is not None:
             stages[old.stage or "none"] -= 1

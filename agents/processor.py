@@ -39,11 +39,18 @@ FLUSH_SECONDS = 0.5  # how long written states are kept aside before the changel
 
 # (topic, key, value) -> awaitable delivery; the Faust producer in a worker, a fake nowhere.
 Send = Callable[[str, bytes | None, bytes], Awaitable[Awaitable[Any]]]
+# (topic, [(partition, key, value)]) -> deliveries: record batches (pipeline.record_batches).
+SendMany = Callable[[str, Sequence[tuple[int, bytes | None, bytes]]], Awaitable[list[Any]]]
+
+
+def key_hash(key: bytes) -> int:
+    """Kafka's default partitioner hashes a key to this; the partition is it modulo the count."""
+    return int(murmur2(key)) & 0x7FFFFFFF
 
 
 def partition_of(lead_id: str, partitions: int) -> int:
     """The partition Kafka's default (murmur2) partitioner gives a ``lead_id`` key."""
-    return (int(murmur2(lead_id.encode())) & 0x7FFFFFFF) % partitions
+    return key_hash(lead_id.encode()) % partitions
 
 
 def utcnow() -> datetime:
@@ -88,8 +95,8 @@ class LeadProcessor:
         sink: Sink,
         send: Send,
         metrics: Metrics,
+        send_many: SendMany | None = None,
         flush: Callable[[], Awaitable[None]] | None = None,
-        restore: Callable[[str, bytes], None] | None = None,
         retry_max_seconds: float = 30.0,
         pipeline_depth: int = 2,
         limits: Limits = DEFAULT_LIMITS,
@@ -98,15 +105,15 @@ class LeadProcessor:
         self.partitions = partitions
         self.partition_counts = partition_counts
         self.config = config
-        self.table = table
+        self.table = table  # memory only: the processor writes the changelog itself
         self.sink = sink
         self.send = send
+        self.send_many = send_many or _one_by_one(send)
         self.metrics = metrics
         self.retry_max_seconds = retry_max_seconds
         self.limits = limits
         self._folds = FoldCache()
         self._flush = flush
-        self._restore = restore
         # One writer thread: the store gets one transaction at a time from this worker.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="leadflow-sink")
         # States written since the last producer flush. A table recovery during a rebalance
@@ -194,14 +201,18 @@ class LeadProcessor:
         return partition == partition_of(lead_id, self.partitions)
 
     async def _forward(self, facts: list[tuple[str, Fact, Origin]]) -> None:
-        deliveries = [
-            await self.send(
-                self.names.rekeyed, lead_id.encode(), encode_fact(lead_id, fact, origin)
-            )
-            for lead_id, fact, origin in facts
-        ]
-        if deliveries:
-            await asyncio.gather(*deliveries)
+        if not facts:
+            return
+        topic = self.names.rekeyed
+        count = self._partition_count(topic)
+        records = []
+        for lead_id, fact, origin in facts:
+            key = lead_id.encode()
+            records.append((key_hash(key) % count, key, encode_fact(lead_id, fact, origin)))
+        await asyncio.gather(*await self.send_many(topic, records))
+
+    def _partition_count(self, topic: str) -> int:
+        return self.partition_counts.get(topic, self.partitions)
 
     async def _apply(
         self,
@@ -243,8 +254,7 @@ class LeadProcessor:
         # them once the store has them, so a restart never holds events the store lacks.
         for update in updates:
             self._written[update.lead_id] = update.state
-            if self._restore is not None:
-                self._restore(update.lead_id, update.state)
+            self.table[update.lead_id] = update.state
 
     async def _submit(self, job: _Job) -> asyncio.Future[None]:
         stages = (self._writer, self._emitter)
@@ -302,10 +312,11 @@ class LeadProcessor:
         producer before it commits any offset, and the offsets wait for ``job.done``.
         """
         updates, letters, now = job.updates, job.letters, job.now
-        deliveries = await self._emit(updates, letters, now)
-        for update in updates:
-            self.table[update.lead_id] = update.state  # memory again, and the changelog
-            self.owned.update(update.lead_id, update.old, update.new)
+        hashes = [key_hash(update.lead_id.encode()) for update in updates]
+        deliveries = await self._emit(updates, hashes, letters, now)
+        for update, hashed in zip(updates, hashes, strict=True):
+            self.table[update.lead_id] = update.state  # memory again (a recovery may have run)
+            self.owned.update(update.lead_id, update.old, update.new, hashed % self.partitions)
             self._count_changes(update)
             self._unflushed.append((update.lead_id, update.state))
         for letter in letters:
@@ -384,9 +395,8 @@ class LeadProcessor:
             for lead, state in self._written.items()
             if partition_of(lead, self.partitions) in partitions
         }
-        if self._restore is not None:
-            for lead, state in self._written.items():
-                self._restore(lead, state)
+        for lead, state in self._written.items():
+            self.table[lead] = state
         self._rebalancing = False
         self.owned.rebuild(
             partitions,
@@ -423,18 +433,26 @@ class LeadProcessor:
             return
 
     async def _emit(
-        self, updates: list[LeadUpdate], letters: list[DeadLetter], now: datetime
+        self,
+        updates: list[LeadUpdate],
+        hashes: list[int],
+        letters: list[DeadLetter],
+        now: datetime,
     ) -> list[Awaitable[Any]]:
-        """Queue the lifecycle snapshots and dead letters; returns their deliveries."""
-        deliveries = []
-        for update in updates:
-            deliveries.append(
-                await self.send(
-                    self.names.lifecycle,
-                    update.lead_id.encode(),
-                    encode_snapshot(update.snapshot, now),
-                )
-            )
+        """Queue the lifecycle snapshots, the states' changelog records and the dead letters;
+        returns their deliveries. Both keyed topics are partitioned as Kafka's default
+        partitioner would partition the lead id (the changelog: as the lead's events)."""
+        lifecycle = self._partition_count(self.names.lifecycle)
+        snapshots = []
+        changes = []
+        for update, hashed in zip(updates, hashes, strict=True):
+            key = update.lead_id.encode()
+            snapshots.append((hashed % lifecycle, key, encode_snapshot(update.snapshot, now)))
+            changes.append((hashed % self.partitions, key, update.state))
+        deliveries: list[Awaitable[Any]] = []
+        if updates:
+            deliveries += await self.send_many(self.names.lifecycle, snapshots)
+            deliveries += await self.send_many(self.names.changelog, changes)
         for letter in letters:
             deliveries.append(
                 await self.send(self.names.dead_letters, None, encode_dead_letter(letter))
@@ -457,6 +475,17 @@ class LeadProcessor:
             if task is not None:
                 task.cancel()
         self._executor.shutdown(wait=True)
+
+
+def _one_by_one(send: Send) -> SendMany:
+    """``SendMany`` over a one-record ``send`` (that picks the partition itself)."""
+
+    async def send_many(
+        topic: str, records: Sequence[tuple[int, bytes | None, bytes]]
+    ) -> list[Any]:
+        return [await send(topic, key, value) for _, key, value in records]
+
+    return send_many
 
 
 def _settle(done: asyncio.Future[None], deliveries: asyncio.Future[Any]) -> None:

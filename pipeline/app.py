@@ -7,7 +7,7 @@ import functools
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from signal import SIGTERM
 from typing import Any
@@ -22,7 +22,7 @@ from agents.batch import Limits
 from agents.fold import FoldConfig
 from agents.processor import LeadProcessor
 from agents.stream import Handler, run_batches
-from pipeline import faust_drain
+from pipeline import faust_drain, record_batches
 from pipeline.faust_tuning import (
     cap_fetch_wait,
     correct_highwaters,
@@ -31,6 +31,7 @@ from pipeline.faust_tuning import (
 from pipeline.goals import GoalProgress, goal_progress
 from pipeline.lanes import Lanes
 from pipeline.metrics import Metrics
+from pipeline.record_batches import Record
 from pipeline.settings import Settings
 from pipeline.topics import STATE_TABLE, TopicNames, true_end_offsets
 from sinks.store import Sink
@@ -138,17 +139,26 @@ def create_app(
             producer_ready = True
         return await app.producer.send(topic, key, value, None, None, None)
 
+    async def send_many(topic: str, records: Sequence[Record]) -> list[Any]:
+        nonlocal producer_ready
+        if not producer_ready:
+            await _prime_producer(app, names)
+            producer_ready = True
+        producer: Any = app.producer
+        return await record_batches.send_records(producer._ensure_producer(), topic, records)
+
     processor = LeadProcessor(
         names=names,
         partitions=settings.partitions,
         partition_counts=partition_counts,
         config=FoldConfig(settings.sla_seconds, frozenset(settings.recycle_reasons)),
-        table=table,
+        # The table in memory; the processor sends its changelog records itself, in batches.
+        table=table.data,
         sink=sink,
         send=send,
+        send_many=send_many,
         metrics=metrics,
         flush=app.producer.flush,
-        restore=table.data.__setitem__,
         retry_max_seconds=settings.store_retry_max_seconds,
         limits=Limits(max_events=settings.max_events_per_lead),
     )

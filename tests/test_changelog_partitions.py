@@ -1,4 +1,4 @@
-"""Each lead's state lands on its lead's partition of the changelog, keyed by the lead id."""
+"""Each lead's state and snapshots land on its lead's partition, keyed by the lead id."""
 
 from __future__ import annotations
 
@@ -36,6 +36,9 @@ def test_changelog_records_sit_on_their_leads_partitions(
     )
     consumer.assign([TopicPartition("leadflow-leads-changelog", p) for p in range(8)])
     records = [(r.partition, r.key) for r in consumer]
+    consumer.assign([TopicPartition("lead-lifecycle", p) for p in range(8)])
+    consumer.seek_to_beginning()
+    snapshots = [(r.partition, r.key) for r in consumer]
     consumer.close()
 
     assert records, "the changelog is empty"
@@ -44,3 +47,8 @@ def test_changelog_records_sit_on_their_leads_partitions(
     assert keys == {lead.encode() for lead in expected.leads}
     misplaced = [(p, k) for p, k in records if p != partition_of(k.decode(), 8)]
     assert not misplaced, f"{len(misplaced)} of {len(records)} records off their lead's partition"
+
+    # The lifecycle topic: Kafka's default partitioner on the lead id, as any producer would.
+    assert {key for _, key in snapshots} == keys
+    misplaced = [(p, k) for p, k in snapshots if p != partition_of(k.decode(), 8)]
+    assert not misplaced, f"{len(misplaced)} of {len(snapshots)} snapshots off their partition"
