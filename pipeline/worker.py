@@ -17,7 +17,7 @@ def run_worker(settings: Settings, loglevel: str = "info") -> int:
     import faust
 
     from pipeline.app import create_app
-    from pipeline.memory import TRIM_SECONDS, malloc_trimmer
+    from pipeline.memory import TRIM_SECONDS, malloc_trimmer, pace_collector
     from sinks import make_engine, upgrade
     from sinks.process import ProcessSink
 
@@ -28,6 +28,7 @@ def run_worker(settings: Settings, loglevel: str = "info") -> int:
     sink = ProcessSink(settings.store_url)
     sink.start()
     app = create_app(settings, sink=sink, partition_counts=counts, store=engine)
+    pace_collector()
     trim = malloc_trimmer()
     if trim is not None:
 
