@@ -13,7 +13,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from kafka.partitioner.default import murmur2
 
 from agents.batch import DEFAULT_LIMITS, FoldCache, LeadUpdate, Limits, fold_batch, refresh
 from agents.codec import (
@@ -27,6 +26,7 @@ from agents.codec import (
 from agents.facts import Fact, to_micros
 from agents.fold import FoldConfig, LeadSnapshot
 from agents.owned import OwnedLeads
+from agents.partitioning import key_hash, partition_of
 from pipeline.errors import PermanentStoreError, StoreError
 from pipeline.metrics import STAGE_LABELS, Metrics
 from pipeline.topics import TopicNames
@@ -41,16 +41,6 @@ FLUSH_SECONDS = 0.5  # how long written states are kept aside before the changel
 Send = Callable[[str, bytes | None, bytes], Awaitable[Awaitable[Any]]]
 # (topic, [(partition, key, value)]) -> deliveries: record batches (pipeline.record_batches).
 SendMany = Callable[[str, Sequence[tuple[int, bytes | None, bytes]]], Awaitable[list[Any]]]
-
-
-def key_hash(key: bytes) -> int:
-    """Kafka's default partitioner hashes a key to this; the partition is it modulo the count."""
-    return int(murmur2(key)) & 0x7FFFFFFF
-
-
-def partition_of(lead_id: str, partitions: int) -> int:
-    """The partition Kafka's default (murmur2) partitioner gives a ``lead_id`` key."""
-    return key_hash(lead_id.encode()) % partitions
 
 
 def utcnow() -> datetime:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from kafka import KafkaConsumer, TopicPartition
 
-from agents.processor import partition_of
+from agents.partitioning import partition_of
 from pipeline.broker import EmbeddedBroker
 from tests.conftest import WorkerFactory
 from tests.faults import expected_of, publish_positions, wait_store

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from agents.fold import FoldConfig, LeadSnapshot
-from agents.processor import Incoming, LeadProcessor, partition_of
+from agents.partitioning import partition_of
+from agents.processor import Incoming, LeadProcessor
 from pipeline.errors import PermanentStoreError
 from pipeline.metrics import Metrics
 from pipeline.settings import Settings

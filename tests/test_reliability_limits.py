@@ -13,7 +13,7 @@ import pytest
 from agents.codec import COMPRESS_ABOVE, STATE_LIMIT, encode_state
 from agents.facts import Fact, to_micros
 from agents.fold import LeadFold, header_of
-from agents.processor import partition_of
+from agents.partitioning import partition_of
 from pipeline.broker import EmbeddedBroker
 from schemas.classify import classify
 from schemas.events import BaseEvent
