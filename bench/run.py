@@ -850,7 +850,7 @@ def chart(results: dict[str, Any], path: Path) -> None:
     for key in ("small", "big", "small_after"):
         run = state.get(key) or {}
         if run.get("window_events_per_s"):
-            again = " again" if key == "small_after" else ""
+            again = "\nagain" if key == "small_after" else ""
             bars.append((f"leadflow\n{run['leads']:,} leads{again}", run["window_events_per_s"]))
     fig, (left, right) = plt.subplots(1, 2, figsize=(14, 5.5))
     peers = sum(1 for label, _ in bars if not label.startswith("leadflow\n"))
