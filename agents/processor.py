@@ -305,7 +305,6 @@ class LeadProcessor:
         hashes = [key_hash(update.lead_id.encode()) for update in updates]
         deliveries = await self._emit(updates, hashes, letters, now)
         for update, hashed in zip(updates, hashes, strict=True):
-            self.table[update.lead_id] = update.state  # memory again (a recovery may have run)
             self.owned.update(update.lead_id, update.old, update.new, hashed % self.partitions)
             self._count_changes(update)
             self._unflushed.append((update.lead_id, update.state))

@@ -132,18 +132,18 @@ def create_app(
     )
     producer_ready = False
 
-    async def send(topic: str, key: bytes | None, value: bytes) -> Awaitable[Any]:
+    async def primed() -> None:
         nonlocal producer_ready
         if not producer_ready:
             await _prime_producer(app, names)
             producer_ready = True
+
+    async def send(topic: str, key: bytes | None, value: bytes) -> Awaitable[Any]:
+        await primed()
         return await app.producer.send(topic, key, value, None, None, None)
 
     async def send_many(topic: str, records: Sequence[Record]) -> list[Any]:
-        nonlocal producer_ready
-        if not producer_ready:
-            await _prime_producer(app, names)
-            producer_ready = True
+        await primed()
         producer: Any = app.producer
         return await record_batches.send_records(producer._ensure_producer(), topic, records)
 
