@@ -42,8 +42,8 @@ QUICK = Sizes(
     leads=1_500,
     latency_rate=500,
     latency_seconds=10,
-    state_small=2_000,
-    state_big=20_000,
+    state_small=10_000,
+    state_big=50_000,
     state_window=10_000,
     state_windows=2,
 )
