@@ -29,6 +29,7 @@ from agents.owned import OwnedLeads
 from agents.partitioning import key_hash, partition_of
 from pipeline.errors import PermanentStoreError, StoreError
 from pipeline.metrics import STAGE_LABELS, Metrics
+from pipeline.record_batches import Record
 from pipeline.topics import TopicNames
 from schemas.classify import DeadLetter, Rejection, classify
 from sinks.store import Sink
@@ -40,7 +41,7 @@ FLUSH_SECONDS = 0.5  # how long written states are kept aside before the changel
 # (topic, key, value) -> awaitable delivery; the Faust producer in a worker, a fake nowhere.
 Send = Callable[[str, bytes | None, bytes], Awaitable[Awaitable[Any]]]
 # (topic, [(partition, key, value)]) -> deliveries: record batches (pipeline.record_batches).
-SendMany = Callable[[str, Sequence[tuple[int, bytes | None, bytes]]], Awaitable[list[Any]]]
+SendMany = Callable[[str, Sequence[Record]], Awaitable[list[Any]]]
 
 
 def utcnow() -> datetime:
@@ -302,8 +303,9 @@ class LeadProcessor:
         producer before it commits any offset, and the offsets wait for ``job.done``.
         """
         updates, letters, now = job.updates, job.letters, job.now
-        hashes = [key_hash(update.lead_id.encode()) for update in updates]
-        deliveries = await self._emit(updates, hashes, letters, now)
+        keys = [update.lead_id.encode() for update in updates]
+        hashes = [key_hash(key) for key in keys]
+        deliveries = await self._emit(updates, keys, hashes, letters, now)
         for update, hashed in zip(updates, hashes, strict=True):
             self.owned.update(update.lead_id, update.old, update.new, hashed % self.partitions)
             self._count_changes(update)
@@ -424,6 +426,7 @@ class LeadProcessor:
     async def _emit(
         self,
         updates: list[LeadUpdate],
+        keys: list[bytes],
         hashes: list[int],
         letters: list[DeadLetter],
         now: datetime,
@@ -434,8 +437,7 @@ class LeadProcessor:
         lifecycle = self._partition_count(self.names.lifecycle)
         snapshots = []
         changes = []
-        for update, hashed in zip(updates, hashes, strict=True):
-            key = update.lead_id.encode()
+        for update, key, hashed in zip(updates, keys, hashes, strict=True):
             snapshots.append((hashed % lifecycle, key, encode_snapshot(update.snapshot, now)))
             changes.append((hashed % self.partitions, key, update.state))
         deliveries: list[Awaitable[Any]] = []
@@ -469,9 +471,7 @@ class LeadProcessor:
 def _one_by_one(send: Send) -> SendMany:
     """``SendMany`` over a one-record ``send`` (that picks the partition itself)."""
 
-    async def send_many(
-        topic: str, records: Sequence[tuple[int, bytes | None, bytes]]
-    ) -> list[Any]:
+    async def send_many(topic: str, records: Sequence[Record]) -> list[Any]:
         return [await send(topic, key, value) for _, key, value in records]
 
     return send_many
