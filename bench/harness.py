@@ -319,6 +319,7 @@ class Context:
     sizes: Sizes
     tag: str
     profile: bool
+    broker_pid: int | None = None
 
 
 def fmt(value: float | None, digits: int = 0) -> str:

@@ -552,7 +552,13 @@ def main(argv: list[str] | None = None) -> int:
             raise KeyboardInterrupt from exc
         say(f"broker: embedded Tansu pid {broker.pid} on 127.0.0.1:{broker.port} (memory)")
         ctx = Context(
-            f"127.0.0.1:{broker.port}", workdir, children, sizes, stamp[-7:-1].lower(), args.profile
+            f"127.0.0.1:{broker.port}",
+            workdir,
+            children,
+            sizes,
+            stamp[-7:-1].lower(),
+            args.profile,
+            broker.pid,
         )
         loaded = phase(results, errors, "preload", throughput_topics, ctx)
         if loaded is not None:

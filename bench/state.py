@@ -11,6 +11,8 @@ worker has work at any moment; the other idles with its state in memory.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import random
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -130,9 +132,14 @@ class StateWorker:
     def prefix(self) -> str:
         return f"{self.key}{self.leads}"
 
-    def window(self, ctx: Context, size: int, timeout: float) -> dict[str, Any]:
+    def window(
+        self, ctx: Context, size: int, timeout: float, idle: Sequence[int] = ()
+    ) -> dict[str, Any]:
         """Publish ``size`` touches and time them: events done between the moments 10 % and
-        90 % of them were done, over the seconds between (both after publishing ended)."""
+        90 % of them were done, over the seconds between (both after publishing ended).
+
+        Also the share of a core each process used from then until the window was done
+        (``idle``: the other workers' PIDs)."""
         batch = touches(self.prefix, self.leads, self.touched, size, self.rng)
         base = self.worker.processed()
         if base != self.published:
@@ -140,6 +147,8 @@ class StateWorker:
         started = time.monotonic()
         publish_batches(ctx.bootstrap, self.topic, batch)
         published = time.monotonic()
+        groups = self.process_groups(ctx, idle)
+        cpu_before = cpu_seconds(groups)
         self.published += size
         self.touched += size
         polls: list[tuple[float, int]] = []
@@ -152,26 +161,69 @@ class StateWorker:
             if now - started > timeout:
                 raise TimeoutError(f"{self.key}: window not done within {timeout:g}s")
             time.sleep(POLL_S)
+        spent = cpu_seconds(groups)
+        wall = time.monotonic() - published
         body: dict[str, Any] = {
             "events": size,
             "publish_s": round(published - started, 3),
             "end_to_end_s": round(polls[-1][0] - started, 3),
+            "cpu_share": {
+                name: round((spent[name] - cpu_before[name]) / wall, 2) for name in groups
+            },
         }
         body.update(steady_rate([p for p in polls if p[0] >= published], base, size))
         self.windows.append(body)
         return body
 
+    def process_groups(self, ctx: Context, idle: Sequence[int]) -> dict[str, list[int]]:
+        """PIDs by role: this worker, its store writer, the broker, the idle workers, us."""
+        import psutil
+
+        def family(pid: int) -> list[int]:
+            try:
+                return [pid, *(c.pid for c in psutil.Process(pid).children(recursive=True))]
+            except psutil.Error:
+                return []
+
+        writer = family(self.worker.pid)[1:]
+        return {
+            "worker": [self.worker.pid],
+            "store_writer": writer,
+            "broker": [ctx.broker_pid] if ctx.broker_pid else [],
+            "idle_workers": [pid for other in idle for pid in family(other)],
+            "harness": [os.getpid()],
+        }
+
     def summary(self) -> dict[str, Any]:
         rates = [w["events_per_s"] for w in self.windows if "events_per_s" in w]
+        shares = [w["cpu_share"] for w in self.windows]
         return {
             "leads": self.leads,
             "events_per_s": mean(rates) if rates else None,
+            "cpu_share_mean": {k: round(mean(c[k] for c in shares), 2) for k in shares[0]}
+            if shares
+            else {},
             "windows": self.windows,
             "load": self.load,
             "rss_mb": self.rss,
             "store_totals": self.store.totals(),
             "expected_totals": (self.leads, self.published, 0),
         }
+
+
+def cpu_seconds(groups: dict[str, list[int]]) -> dict[str, float]:
+    """User plus system CPU seconds of each group of processes so far."""
+    import psutil
+
+    out = {}
+    for name, pids in groups.items():
+        total = 0.0
+        for pid in pids:
+            with contextlib.suppress(psutil.Error):
+                times = psutil.Process(pid).cpu_times()
+                total += times.user + times.system
+        out[name] = total
+    return out
 
 
 def steady_rate(polls: Sequence[tuple[float, int]], base: int, size: int) -> dict[str, Any]:
@@ -224,10 +276,12 @@ def run_state(ctx: Context, load_timeout: float) -> dict[str, Any]:
         unused = iter(smalls)
         for key in order(sizes.state_windows):
             side = next(unused) if key == "small" else big
-            body = side.window(ctx, sizes.state_window, timeout=120)
+            idle = [other.worker.pid for other in workers if other is not side]
+            body = side.window(ctx, sizes.state_window, timeout=120, idle=idle)
+            shares = ", ".join(f"{k} {v:.0%}" for k, v in body["cpu_share"].items())
             say(
                 f"state window {side.key} ({side.leads:,} leads): "
-                f"{body.get('events_per_s', float('nan')):,.0f} events/s"
+                f"{body.get('events_per_s', float('nan')):,.0f} events/s; CPU {shares}"
             )
             pairs.append((key, body.get("events_per_s")))
         for side in workers:
