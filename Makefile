@@ -50,7 +50,7 @@ typecheck: $(STAMP)
 
 check: lint typecheck test
 
-# About ten minutes; the last line is the `bench:` summary, figures in bench/results/.
+# Five to ten minutes; the last line is the `bench:` summary, figures in bench/results/.
 bench: $(STAMP)
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
 

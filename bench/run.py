@@ -1,4 +1,4 @@
-"""`make bench`: leadflow against its peers, one embedded broker, about ten minutes.
+"""`make bench`: leadflow against its peers, one embedded broker, five to ten minutes.
 
 Run from the repository root: ``python -m bench.run`` (``--quick`` for a smoke run of about two
 minutes, ``--profile`` to record a py-spy flame graph of the worker during the SQLite
