@@ -298,17 +298,22 @@ class Worker:
 
     def rss_mb(self) -> float:
         try:
-            import psutil
+            processes = family(self.pid)  # the worker and its store writer process
         except ImportError:  # /proc: resident pages * page size
             pages = int(Path(f"/proc/{self.pid}/statm").read_text().split()[1])
             return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
-        # The worker and its store writer process.
-        process = psutil.Process(self.pid)
-        family = [process, *process.children(recursive=True)]
-        return sum(float(p.memory_info().rss) for p in family) / 2**20
+        return sum(float(p.memory_info().rss) for p in processes) / 2**20
 
     def stop(self) -> None:
         self.process.stop()
+
+
+def family(pid: int) -> list[Any]:
+    """The psutil processes of ``pid`` and all its descendants (a worker and its store writer)."""
+    import psutil
+
+    process = psutil.Process(pid)
+    return [process, *process.children(recursive=True)]
 
 
 @dataclass

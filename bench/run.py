@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import operator
 import os
 import platform
 import signal
@@ -424,7 +425,7 @@ def chart(results: dict[str, Any], path: Path) -> None:
 
 def targets_line(summary: dict[str, Any]) -> str:
     """Each target with its figure and whether it is met (before the summary line)."""
-    checks = {">=": float.__ge__, "<=": float.__le__, "<": float.__lt__}
+    checks = {">=": operator.ge, "<=": operator.le, "<": operator.lt}
     parts = []
     for name, target in summary["targets"].items():
         op, bound = target.split()

@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 from statistics import mean
 from typing import Any
 
-from bench.harness import PARTITIONS, Context, Store, Worker, create_topics, fmt, say
+from bench.harness import PARTITIONS, Context, Store, Worker, create_topics, family, fmt, say
 
 POLL_S = 0.1  # /metrics while a window runs (each read costs the worker a little CPU)
 # The base of every timestamp: old enough that a million seconds of touches stay in the past.
@@ -38,7 +38,7 @@ def publish_batches(bootstrap: str, topic: str, records: Iterable[tuple[bytes, b
     from aiokafka import AIOKafkaProducer
 
     from agents.partitioning import key_hash
-    from pipeline.record_batches import send_records
+    from pipeline.record_batches import Record, send_records
 
     async def run() -> int:
         producer = AIOKafkaProducer(
@@ -47,7 +47,7 @@ def publish_batches(bootstrap: str, topic: str, records: Iterable[tuple[bytes, b
         await producer.start()
         sent = 0
         try:
-            chunk: list[tuple[int, bytes | None, bytes]] = []
+            chunk: list[Record] = []
             pending: list[Any] = []
             for key, value in records:
                 chunk.append((key_hash(key) % PARTITIONS, key, value))
@@ -113,8 +113,7 @@ class StateWorker:
     store: Store
     worker: Worker
     rng: random.Random
-    published: int = 0
-    touched: int = 0
+    published: int = 0  # messages on its topic: one lead.created per lead, then the touches
     rss: dict[str, float] = field(default_factory=dict)
     load: dict[str, Any] = field(default_factory=dict)
     windows: list[dict[str, Any]] = field(default_factory=list)
@@ -140,7 +139,7 @@ class StateWorker:
 
         Also the share of a core each process used from then until the window was done
         (``idle``: the other workers' PIDs)."""
-        batch = touches(self.prefix, self.leads, self.touched, size, self.rng)
+        batch = touches(self.prefix, self.leads, self.published - self.leads, size, self.rng)
         base = self.worker.processed()
         if base != self.published:
             raise RuntimeError(f"{self.key}: {base} processed of {self.published} before a window")
@@ -150,7 +149,6 @@ class StateWorker:
         groups = self.process_groups(ctx, idle)
         cpu_before = cpu_seconds(groups)
         self.published += size
-        self.touched += size
         polls: list[tuple[float, int]] = []
         while True:
             now = time.monotonic()
@@ -179,18 +177,17 @@ class StateWorker:
         """PIDs by role: this worker, its store writer, the broker, the idle workers, us."""
         import psutil
 
-        def family(pid: int) -> list[int]:
+        def pids(pid: int) -> list[int]:
             try:
-                return [pid, *(c.pid for c in psutil.Process(pid).children(recursive=True))]
+                return [process.pid for process in family(pid)]
             except psutil.Error:
                 return []
 
-        writer = family(self.worker.pid)[1:]
         return {
             "worker": [self.worker.pid],
-            "store_writer": writer,
+            "store_writer": pids(self.worker.pid)[1:],
             "broker": [ctx.broker_pid] if ctx.broker_pid else [],
-            "idle_workers": [pid for other in idle for pid in family(other)],
+            "idle_workers": [pid for other in idle for pid in pids(other)],
             "harness": [os.getpid()],
         }
 
@@ -304,7 +301,7 @@ def load(ctx: Context, sides: list[StateWorker], timeout: float) -> None:
         )
         side.load["publish_s"] = round(time.monotonic() - t, 2)
     waiting = list(sides)
-    last_sample = 0.0
+    last_sample = started
     while waiting:
         now = time.monotonic()
         if now - started > timeout:
@@ -342,12 +339,10 @@ def summarize(
     if rate_small and rate_big:
         out["throughput_big_vs_small"] = rate_big / rate_small
         # The ratio of each adjacent pair (small, big) or (big, small): how much it spreads.
-        adjacent = [
-            (b if a_key == "small" else a) / (a if a_key == "small" else b)
-            for (a_key, a), (_, b) in zip(pairs[::2], pairs[1::2], strict=True)
-            if a and b
+        adjacent = [dict(pair) for pair in zip(pairs[::2], pairs[1::2], strict=True)]
+        out["throughput_big_vs_small_pairs"] = [
+            pair["big"] / pair["small"] for pair in adjacent if pair["big"] and pair["small"]
         ]
-        out["throughput_big_vs_small_pairs"] = adjacent
     first = smalls[0]
     if "end" in first.rss and "end" in big.rss:
         out["rss_per_100k_mb"] = (
