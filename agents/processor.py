@@ -7,7 +7,6 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -24,15 +23,16 @@ from agents.codec import (
     event_payload,
 )
 from agents.facts import Fact, to_micros
-from agents.fold import FoldConfig, LeadSnapshot
+from agents.fold import FoldConfig
 from agents.owned import OwnedLeads
 from agents.partitioning import key_hash, partition_of
-from pipeline.errors import PermanentStoreError, StoreError
+from pipeline.errors import StoreError
 from pipeline.metrics import STAGE_LABELS, Metrics
 from pipeline.record_batches import Record
 from pipeline.topics import TopicNames
 from schemas.classify import DeadLetter, Rejection, classify
 from sinks.store import Sink
+from sinks.writer import OrderedSink, ThreadWriter
 
 log = logging.getLogger("leadflow.agents")
 _DAY_US = 86_400_000_000
@@ -66,7 +66,7 @@ class _Job:
     letters: list[DeadLetter]
     now: datetime
     outcomes: Counter[tuple[str, str]]
-    error: BaseException | None = None  # set when it (or a batch before it) was not stored
+    written: asyncio.Future[int] | None = None  # the store's answer
     done: asyncio.Future[None] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
@@ -89,7 +89,7 @@ class LeadProcessor:
         send_many: SendMany | None = None,
         flush: Callable[[], Awaitable[None]] | None = None,
         retry_max_seconds: float = 30.0,
-        pipeline_depth: int = 2,
+        pipeline_depth: int = 4,
         limits: Limits = DEFAULT_LIMITS,
     ) -> None:
         self.names = names
@@ -98,6 +98,11 @@ class LeadProcessor:
         self.config = config
         self.table = table  # memory only: the processor writes the changelog itself
         self.sink = sink
+        # Batches go to the store as they are folded, in order, each retried until written.
+        self.writer = (
+            sink if isinstance(sink, OrderedSink) else ThreadWriter(sink, retry_max_seconds)
+        )
+        self._observer = _StoreObserver(metrics)
         self.send = send
         self.send_many = send_many or _one_by_one(send)
         self.metrics = metrics
@@ -105,8 +110,6 @@ class LeadProcessor:
         self.limits = limits
         self._folds = FoldCache()
         self._flush = flush
-        # One writer thread: the store gets one transaction at a time from this worker.
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="leadflow-sink")
         # States written since the last producer flush. A table recovery during a rebalance
         # re-applies the changelog over memory, so it can bring back a record older than a
         # write still in the producer's buffer; these are put back once the rebalance is done.
@@ -115,11 +118,10 @@ class LeadProcessor:
         self._flushed_at = time.monotonic()
         self._rebalancing = False
         self.pipeline_depth = pipeline_depth
-        self._jobs: asyncio.Queue[_Job] = asyncio.Queue()
         self._stored: asyncio.Queue[_Job] = asyncio.Queue()
-        self._writer: asyncio.Task[None] | None = None
+        self._room = asyncio.Semaphore(pipeline_depth)
         self._emitter: asyncio.Task[None] | None = None
-        self._halted: BaseException | None = None  # a batch failed: nothing after it is written
+        self._halted: BaseException | None = None  # a batch failed: nothing after it is emitted
         self.owned = OwnedLeads(lambda lead_id: partition_of(lead_id, partitions))
 
     # -- the two entry points ------------------------------------------------------------
@@ -248,53 +250,42 @@ class LeadProcessor:
             self.table[update.lead_id] = update.state
 
     async def _submit(self, job: _Job) -> asyncio.Future[None]:
-        stages = (self._writer, self._emitter)
-        if any(task is None or task.done() for task in stages):
-            # Two stages, each in batch order: the store writes a batch while the batch
-            # before it is emitted and its state committed to the changelog.
-            self._jobs = asyncio.Queue(maxsize=self.pipeline_depth)
-            self._stored = asyncio.Queue(maxsize=self.pipeline_depth)
-            loop = asyncio.get_running_loop()
-            self._writer = loop.create_task(self._write_jobs())
-            self._emitter = loop.create_task(self._emit_jobs())
-        await self._jobs.put(job)
+        """Send a folded batch to the store now and queue it to be emitted once written.
+
+        No await comes before both, so batches reach the store and the emitter in the order
+        they were folded; then wait while ``pipeline_depth`` batches are not emitted yet.
+        """
+        if self._emitter is None or self._emitter.done():
+            self._stored = asyncio.Queue()
+            self._room = asyncio.Semaphore(self.pipeline_depth)
+            self._emitter = asyncio.get_running_loop().create_task(self._emit_jobs())
+        snapshots = [u.snapshot for u in job.updates]
+        written = self.writer.submit(snapshots, job.letters, job.now, self._observer)
+        job.written = asyncio.wrap_future(written)
+        job.written.add_done_callback(_retrieved)  # a batch after a failed one is never awaited
+        self._stored.put_nowait(job)
+        await self._room.acquire()
         return job.done
 
-    async def _write_jobs(self) -> None:
-        """Stage one: write each batch to the store, in order, while the next ones fold."""
-        failed: BaseException | None = None
-        while True:
-            job = await self._jobs.get()
-            if failed is None and self._halted is None:
-                try:
-                    snapshots = [u.snapshot for u in job.updates]
-                    await self.write_store(snapshots, job.letters, job.now)
-                except asyncio.CancelledError:
-                    job.done.cancel()
-                    raise
-                except Exception as exc:
-                    failed = exc
-            # Never write past a batch that could not be written: it and all later ones fail.
-            job.error = failed or self._halted
-            await self._stored.put(job)
-
     async def _emit_jobs(self) -> None:
-        """Stage two: emit each stored batch and commit its state, in order."""
+        """Emit each batch once the store has it, and commit its state, in order.
+
+        After a batch that was not written or not emitted, every later one fails with it.
+        """
         while True:
             job = await self._stored.get()
-            failed = job.error or self._halted
-            if failed is not None:
-                self._halted = failed
-                job.done.set_exception(failed)
-                continue
             try:
-                await self._finish(job)
+                if self._halted is None and job.written is not None:
+                    await job.written
+                    await self._finish(job)
             except asyncio.CancelledError:
                 job.done.cancel()
                 raise
             except Exception as exc:
                 self._halted = exc
-                job.done.set_exception(exc)
+            if self._halted is not None and not job.done.done():
+                job.done.set_exception(self._halted)
+            self._room.release()
 
     async def _finish(self, job: _Job) -> None:
         """Queue a stored batch's snapshots and changelog; the job is done once delivered.
@@ -395,34 +386,6 @@ class LeadProcessor:
         )
         self.refresh_gauges()
 
-    async def write_store(
-        self, snapshots: list[LeadSnapshot], letters: list[DeadLetter], now: datetime
-    ) -> None:
-        """Write one batch, retrying transient failures with backoff until it is written."""
-        if not snapshots and not letters:
-            return
-        loop = asyncio.get_running_loop()
-        delay = 0.25
-        while True:
-            started = time.perf_counter()
-            try:
-                await loop.run_in_executor(
-                    self._executor, self.sink.write_batch, snapshots, letters, now
-                )
-            except PermanentStoreError:
-                self.metrics.sink_errors.inc()
-                raise
-            except StoreError as exc:
-                self.metrics.sink_errors.inc()
-                log.warning("store write failed, retrying in %.2fs: %s", delay, exc)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self.retry_max_seconds)
-                continue
-            self.metrics.sink_write_seconds.observe(time.perf_counter() - started)
-            self.metrics.sink_rows.labels("lead_lifecycle").inc(len(snapshots))
-            self.metrics.sink_rows.labels("dead_letters").inc(len(letters))
-            return
-
     async def _emit(
         self,
         updates: list[LeadUpdate],
@@ -462,10 +425,34 @@ class LeadProcessor:
         await (await self._submit(_Job([], [letter], now, Counter())))
 
     def close(self) -> None:
-        for task in (self._writer, self._emitter):
-            if task is not None:
-                task.cancel()
-        self._executor.shutdown(wait=True)
+        if self._emitter is not None:
+            self._emitter.cancel()
+        if self.writer is not self.sink:  # a sink passed in is closed by its owner
+            self.writer.close()
+
+
+class _StoreObserver:
+    """The store writer's attempts, as metrics and log lines (called from its threads)."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+
+    def retrying(self, error: StoreError, delay: float) -> None:
+        self.metrics.sink_errors.inc()
+        log.warning("store write failed, retrying in %.2fs: %s", delay, error)
+
+    def written(self, seconds: float, snapshots: int, letters: int) -> None:
+        self.metrics.sink_write_seconds.observe(seconds)
+        self.metrics.sink_rows.labels("lead_lifecycle").inc(snapshots)
+        self.metrics.sink_rows.labels("dead_letters").inc(letters)
+
+    def failed(self, error: StoreError) -> None:
+        self.metrics.sink_errors.inc()
+
+
+def _retrieved(future: asyncio.Future[int]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 def _one_by_one(send: Send) -> SendMany:

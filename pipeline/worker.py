@@ -25,7 +25,7 @@ def run_worker(settings: Settings, loglevel: str = "info") -> int:
     counts = ensure_topics(settings)
     engine = make_engine(settings.store_url)
     # Store writes run in a child process: beside the fold, not under the same GIL.
-    sink = ProcessSink(settings.store_url)
+    sink = ProcessSink(settings.store_url, settings.store_retry_max_seconds)
     sink.start()
     app = create_app(settings, sink=sink, partition_counts=counts, store=engine)
     pace_collector()

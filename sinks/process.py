@@ -6,109 +6,342 @@ import contextlib
 import ctypes
 import multiprocessing
 import os
+import queue
 import signal
 import sys
 import threading
+import time
+from collections import deque
 from collections.abc import Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
 from datetime import datetime
 from multiprocessing.connection import Connection
+from multiprocessing.reduction import ForkingPickler
 from typing import Any
 
 from agents.fold import LeadSnapshot
 from pipeline.errors import PermanentStoreError, StoreError
 from schemas.classify import DeadLetter
+from sinks.writer import Backoff, NoObserver, WriteObserver, tell
 
 START_TIMEOUT_SECONDS = 60.0
+STOP_TIMEOUT_SECONDS = 10.0
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
+@dataclass(eq=False)
+class _Batch:
+    """One batch, pickled once, until the writer has answered for it."""
+
+    payload: bytes
+    snapshots: int
+    letters: int
+    observer: WriteObserver
+    future: Future[int] = field(default_factory=Future)
+
+    def __post_init__(self) -> None:
+        # Running: a waiter that gives up cannot cancel it under the thread that settles it.
+        self.future.set_running_or_notify_cancel()
+
+    def settle(self, rows: int | None = None, error: BaseException | None = None) -> None:
+        if self.future.done():
+            return
+        if error is None:
+            self.future.set_result(rows or 0)
+        else:
+            self.future.set_exception(error)
+
+
+@dataclass(eq=False)
+class _Child:
+    """One writer process, its end of the pipe and the batches it has not answered yet."""
+
+    process: Any
+    conn: Connection
+    pending: deque[_Batch] = field(default_factory=deque)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    retrying: bool = False  # its batch in hand failed and waits for the next attempt
+    receiver: threading.Thread | None = None
+
+    def take_pending(self) -> list[_Batch]:
+        with self.lock:
+            batches = list(self.pending)
+            self.pending.clear()
+        return batches
+
+    def stop(self, timeout: float) -> int | None:
+        """Wait for the process to end (kill it after ``timeout``); its exit code."""
+        self.process.join(timeout)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join(5)
+        if self.receiver is not None:
+            self.receiver.join(5)
+        self.conn.close()
+        code = self.process.exitcode
+        return int(code) if code is not None else None
+
+
+_STOP = object()
+
+
+@dataclass(frozen=True)
+class _Died:
+    child: _Child
+
+
 class ProcessSink:
-    """A :class:`~sinks.store.Sink` whose ``SqlSink`` lives in a child process.
+    """A sink whose ``SqlSink`` lives in a child process, written ahead (an ``OrderedSink``).
 
     SQLAlchemy and the database driver hold the GIL for most of a write, and a worker's
-    fold and Kafka clients need it too: in a writer thread both shared one core. The
-    child gets batches over a pipe, one at a time, and answers with the row count or the
-    store error it raised. A child that dies is replaced, and the batch it held is failed
-    with a retryable :class:`StoreError`, so the processor writes it again.
+    fold and Kafka clients need it too: in a writer thread both shared one core. Batches
+    are pickled by the caller and sent by a sender thread as soon as the child can take
+    them, so the child starts the next batch the moment it has committed one, without
+    waiting for the worker's event loop. The child writes them in order and retries a
+    retryable failure itself; after a permanent one it refuses every later batch. A child
+    that dies is replaced and gets again every batch it had not answered (a batch it
+    committed but did not answer is written twice, which the upserts make harmless).
     """
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, retry_max_seconds: float = 30.0) -> None:
         self.url = url
+        self.retry_max_seconds = retry_max_seconds
         self._context = multiprocessing.get_context("spawn")
         self._lock = threading.Lock()
-        self._process: Any = None
-        self._conn: Connection | None = None
+        self._child: _Child | None = None
+        self._outbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._sender: threading.Thread | None = None
+        self._failed: StoreError | None = None
+        self._closing = threading.Event()
+        self._backoff = Backoff(retry_max_seconds)
+
+    @property
+    def _process(self) -> Any:
+        child = self._child
+        return child.process if child is not None else None
 
     def start(self) -> None:
-        """Start the child now (else the first write does); waits until it is ready."""
+        """Start the child now (else the first batch does); waits until it is ready."""
         with self._lock:
-            self._ensure()
+            self._ensure_child()
+            self._ensure_sender()
+
+    def submit(
+        self,
+        snapshots: Sequence[LeadSnapshot],
+        dead_letters: Sequence[DeadLetter],
+        now: datetime,
+        observer: WriteObserver,
+    ) -> Future[int]:
+        batch = _Batch(b"", len(snapshots), len(dead_letters), observer)
+        if self._failed is not None:
+            batch.settle(error=self._failed)
+        elif self._closing.is_set():
+            batch.settle(error=StoreError("the store writer is closed"))
+        elif not snapshots and not dead_letters:
+            batch.settle(0)
+        else:
+            batch.payload = bytes(ForkingPickler.dumps((list(snapshots), list(dead_letters), now)))
+            with self._lock:
+                self._ensure_sender()
+            self._outbox.put(batch)
+        return batch.future
 
     def write_batch(
         self, snapshots: Sequence[LeadSnapshot], dead_letters: Sequence[DeadLetter], now: datetime
     ) -> int:
-        if not snapshots and not dead_letters:
-            return 0
-        with self._lock:
-            conn = self._ensure()
-            try:
-                conn.send((list(snapshots), list(dead_letters), now))
-                status, value = conn.recv()
-            except (EOFError, OSError) as exc:
-                code = self._discard()
-                raise StoreError(
-                    f"the store writer process stopped (exit code {code}); a new one takes over"
-                ) from exc
-        if status == "ok":
-            return int(value)
-        raise value
+        """Write one batch and wait for it (retryable failures are retried until written)."""
+        return self.submit(snapshots, dead_letters, now, NoObserver()).result()
 
     def close(self) -> None:
+        """Let the child finish its batch in hand, then stop it; later batches fail unwritten."""
+        self._closing.set()
+        child = self._child
+        if child is not None and child.retrying:  # its batch is not committed: no need to wait
+            child.process.kill()
+        sender = self._sender
+        if sender is not None:
+            self._outbox.put(_STOP)
+            sender.join(STOP_TIMEOUT_SECONDS + 5)
+            if sender.is_alive():  # blocked sending to a child that takes nothing more
+                child = self._child
+                if child is not None:
+                    child.process.kill()
+                sender.join(10)
         with self._lock:
-            if self._conn is not None:
-                with contextlib.suppress(OSError):
-                    self._conn.send(None)
-            self._discard()
+            child, self._child = self._child, None
+        if child is not None:
+            self._fail(child.take_pending(), StoreError("the store writer is closed"))
+            child.stop(0 if child.retrying else STOP_TIMEOUT_SECONDS)
 
-    def _ensure(self) -> Connection:
-        if self._conn is not None and self._process.is_alive():
-            return self._conn
-        self._discard()
-        parent, child = self._context.Pipe()
+    # -- the sender thread ---------------------------------------------------------------
+
+    def _ensure_sender(self) -> None:
+        if self._sender is None or not self._sender.is_alive():
+            self._sender = threading.Thread(
+                target=self._send_loop, name="leadflow-store-send", daemon=True
+            )
+            self._sender.start()
+
+    def _send_loop(self) -> None:
+        while True:
+            item = self._outbox.get()
+            if item is _STOP:
+                break
+            if isinstance(item, _Died):
+                if item.child is self._child:
+                    self._recover([])
+                continue
+            self._deliver(item)
+        child = self._child
+        if child is not None:
+            with contextlib.suppress(OSError):
+                child.conn.send(None)
+            with self._lock:
+                self._child = None
+            child.stop(0 if child.retrying else STOP_TIMEOUT_SECONDS)
+            self._fail(child.take_pending(), StoreError("the store writer is closed"))
+        # Batches that came after the stop.
+        while True:
+            try:
+                item = self._outbox.get_nowait()
+            except queue.Empty:
+                break
+            if isinstance(item, _Batch):
+                item.settle(error=StoreError("the store writer is closed"))
+
+    def _deliver(self, batch: _Batch) -> None:
+        if self._failed is not None:
+            batch.settle(error=self._failed)
+            return
+        try:
+            with self._lock:
+                child = self._ensure_child()
+        except PermanentStoreError as exc:
+            self._fail_for_good([batch], exc)
+            return
+        except StoreError as exc:
+            self._recover([batch], exc)
+            return
+        with child.lock:
+            child.pending.append(batch)
+        try:
+            child.conn.send_bytes(batch.payload)
+        except OSError:
+            self._recover([])
+
+    def _recover(self, batches: list[_Batch], error: StoreError | None = None) -> None:
+        """The child is gone (or would not start): start another, send it what is unanswered.
+
+        ``batches`` come after the dead child's unanswered ones; each attempt that fails
+        waits the next backoff delay.
+        """
+        while True:
+            with self._lock:
+                dead, self._child = self._child, None
+            if dead is not None:
+                code = dead.stop(STOP_TIMEOUT_SECONDS)
+                batches = dead.take_pending() + batches
+                error = StoreError(
+                    f"the store writer process stopped (exit code {code}); a new one takes over"
+                )
+            if not batches:
+                return
+            if self._closing.is_set():
+                self._fail(batches, StoreError("the store writer is closed"))
+                return
+            delay = self._backoff.next()
+            tell(batches[0].observer.retrying, error or StoreError("the writer stopped"), delay)
+            if self._closing.wait(delay):
+                continue
+            try:
+                with self._lock:
+                    child = self._ensure_child()
+            except PermanentStoreError as exc:
+                self._fail_for_good(batches, exc)
+                return
+            except StoreError as exc:
+                error = exc
+                continue
+            with child.lock:
+                child.pending.extend(batches)
+            try:
+                for batch in batches:
+                    child.conn.send_bytes(batch.payload)
+            except OSError:
+                batches = []
+                continue
+            return
+
+    def _fail_for_good(self, batches: list[_Batch], error: StoreError) -> None:
+        if self._failed is None:
+            self._failed = error
+            if batches:
+                tell(batches[0].observer.failed, error)
+        self._fail(batches, error)
+
+    @staticmethod
+    def _fail(batches: list[_Batch], error: StoreError) -> None:
+        for batch in batches:
+            batch.settle(error=error)
+
+    # -- the child and its answers -------------------------------------------------------
+
+    def _ensure_child(self) -> _Child:
+        """The live child, started if need be (under ``_lock``)."""
+        if self._child is not None:  # a dead one is found by its receiver or a failed send
+            return self._child
+        parent, end = self._context.Pipe()
         process = self._context.Process(
             target=serve,
-            args=(child, self.url, os.getpid()),
+            args=(end, self.url, os.getpid(), self.retry_max_seconds),
             name="leadflow-store",
             daemon=True,
         )
         process.start()
-        child.close()
-        self._process, self._conn = process, parent
+        end.close()
+        child = _Child(process, parent)
         if not parent.poll(START_TIMEOUT_SECONDS):
-            self._discard()
+            child.stop(0)
             raise StoreError("the store writer process did not start in time")
         try:
-            status, value = parent.recv()
+            status, value, _ = parent.recv()
         except (EOFError, OSError) as exc:
-            code = self._discard()
+            code = child.stop(0)
             raise StoreError(f"the store writer process failed to start (exit {code})") from exc
         if status != "ok":
-            self._discard()
+            child.stop(STOP_TIMEOUT_SECONDS)
             raise value
-        return parent
+        child.receiver = threading.Thread(
+            target=self._receive_loop, args=(child,), name="leadflow-store-answers", daemon=True
+        )
+        child.receiver.start()
+        self._child = child
+        return child
 
-    def _discard(self) -> int | None:
-        conn, process = self._conn, self._process
-        self._conn = self._process = None
-        if conn is not None:
-            conn.close()
-        if process is None:
-            return None
-        process.join(10)
-        if process.is_alive():
-            process.kill()
-            process.join(5)
-        return int(process.exitcode) if process.exitcode is not None else None
+    def _receive_loop(self, child: _Child) -> None:
+        """Settle each batch as the child answers for it, in order."""
+        try:
+            while True:
+                kind, value, extra = child.conn.recv()
+                with child.lock:
+                    batch = child.pending[0] if kind == "retry" else child.pending.popleft()
+                if kind == "retry":
+                    child.retrying = True
+                    tell(batch.observer.retrying, value, extra)
+                elif kind == "ok":
+                    child.retrying = False
+                    self._backoff.reset()
+                    tell(batch.observer.written, extra, batch.snapshots, batch.letters)
+                    batch.settle(int(value))
+                else:
+                    if self._failed is None and isinstance(value, PermanentStoreError):
+                        self._failed = value
+                        tell(batch.observer.failed, value)
+                    batch.settle(error=value)
+        except (EOFError, OSError):  # the child is gone; the sender replaces it
+            self._outbox.put(_Died(child))
 
 
 def _die_with_parent(parent: int) -> None:
@@ -126,8 +359,14 @@ def _die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
-def serve(conn: Connection, url: str, parent: int) -> None:
-    """The child: write each batch received, answer ("ok", rows) or ("error", StoreError)."""
+def serve(conn: Connection, url: str, parent: int, retry_max_seconds: float = 30.0) -> None:
+    """The child: write each batch received, in order, and answer for it.
+
+    Answers are (kind, value, extra): ("ok", rows, seconds) once committed, ("retry",
+    StoreError, delay) for each failed attempt that will be retried, ("error",
+    PermanentStoreError, None) for a batch not written: the one that failed for good and every
+    one after it.
+    """
     # Ctrl-C reaches the whole process group; the worker decides when this child stops.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _die_with_parent(parent)
@@ -137,21 +376,35 @@ def serve(conn: Connection, url: str, parent: int) -> None:
     try:
         sink = SqlSink(make_engine(url))
     except Exception as exc:
-        conn.send(("error", PermanentStoreError(f"cannot open the store: {exc}")))
+        conn.send(("error", PermanentStoreError(f"cannot open the store: {exc}"), None))
         return
+    failed: PermanentStoreError | None = None
+    backoff = Backoff(retry_max_seconds)
     try:
-        conn.send(("ok", 0))
+        conn.send(("ok", 0, 0.0))
         while True:
             job = conn.recv()
             if job is None:
                 break
-            try:
-                answer: tuple[str, Any] = ("ok", sink.write_batch(*job))
-            except StoreError as exc:
-                answer = ("error", type(exc)(str(exc)))
-            except Exception as exc:
-                answer = ("error", PermanentStoreError(f"writing a batch failed: {exc!r}"))
-            conn.send(answer)
+            while failed is None:
+                started = time.perf_counter()
+                try:
+                    rows = sink.write_batch(*job)
+                except PermanentStoreError as exc:
+                    failed = type(exc)(str(exc))
+                except StoreError as exc:
+                    delay = backoff.next()
+                    conn.send(("retry", type(exc)(str(exc)), delay))
+                    time.sleep(delay)
+                    continue
+                except Exception as exc:
+                    failed = PermanentStoreError(f"writing a batch failed: {exc!r}")
+                else:
+                    backoff.reset()
+                    conn.send(("ok", rows, time.perf_counter() - started))
+                    break
+            if failed is not None:
+                conn.send(("error", failed, None))
     except (EOFError, OSError):  # the worker is gone
         pass
     finally:

@@ -8,10 +8,9 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
-from dataclasses import fields
+from dataclasses import fields, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -89,39 +88,76 @@ def test_a_writer_dead_while_idle_is_replaced_before_the_next_batch(
     assert process_sink._process.pid != pid
 
 
-def test_a_writer_killed_during_a_write_fails_it_retryably(tmp_path: Path) -> None:
+class Recorder:
+    """A write observer that keeps what it was told."""
+
+    def __init__(self) -> None:
+        self.retries: list[str] = []
+        self.commits: list[tuple[int, int]] = []
+        self.failures: list[StoreError] = []
+
+    def retrying(self, error: StoreError, delay: float) -> None:
+        self.retries.append(str(error))
+
+    def written(self, seconds: float, snapshots: int, letters: int) -> None:
+        self.commits.append((snapshots, letters))
+
+    def failed(self, error: StoreError) -> None:
+        self.failures.append(error)
+
+
+def test_a_writer_killed_during_a_write_is_replaced_and_the_batch_written(
+    tmp_path: Path,
+) -> None:
     url = f"sqlite:///{tmp_path / 'store.db'}"
     upgrade(url)
-    sink = ProcessSink(url)
+    sink = ProcessSink(url, retry_max_seconds=1.0)
     blocker = sqlite3.connect(tmp_path / "store.db", isolation_level=None)
     try:
         sink.start()
         child = sink._process
         blocker.execute("BEGIN IMMEDIATE")  # the child's write waits for this lock
-        outcome: list[BaseException | int] = []
+        seen = Recorder()
         snapshots, letters = batch()
-
-        def write() -> None:
-            try:
-                outcome.append(sink.write_batch(snapshots, letters, NOW))
-            except BaseException as exc:
-                outcome.append(exc)
-
-        writer = threading.Thread(target=write)
-        writer.start()
+        first = sink.submit(snapshots, letters, NOW, seen)
+        second = sink.submit(snapshots[:1], [], NOW, seen)  # sent ahead, behind the first
         time.sleep(1.0)
-        assert not outcome  # still waiting for the lock, inside the child
+        assert not first.done() and not second.done()  # waiting for the lock, in the child
         os.kill(child.pid, signal.SIGKILL)
-        writer.join(10)
+        deadline = time.monotonic() + 10
+        while not seen.retries and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert seen.retries and "writer process stopped" in seen.retries[0]
         blocker.execute("ROLLBACK")
-        [error] = outcome
-        assert isinstance(error, StoreError) and not isinstance(error, PermanentStoreError)
-        assert "writer process stopped" in str(error)
-        assert sink.write_batch(snapshots, letters, NOW) > 0  # the retry: a new child
+        assert first.result(timeout=30) > 0  # written by a new child
+        assert second.result(timeout=30) == 0  # the same lead, already at that version
+        assert sink._process.pid != child.pid
+        assert seen.commits == [(len(snapshots), len(letters)), (1, 0)]
+        assert not seen.failures
         assert len(dump(url)["lead_lifecycle"]) == len({s.lead_id for s in snapshots})
     finally:
         blocker.close()
         sink.close()
+
+
+def test_after_a_permanent_error_no_later_batch_is_written(process_sink: ProcessSink) -> None:
+    snapshots, _ = batch()
+    broken = replace(
+        snapshots[0], lifecycle={k: v for k, v in snapshots[0].lifecycle.items() if k != "source"}
+    )
+    seen = Recorder()
+    doomed = process_sink.submit([broken], [], NOW, seen)
+    later = [process_sink.submit([snap], [], NOW, seen) for snap in snapshots[1:4]]
+    with pytest.raises(PermanentStoreError, match="writing a batch failed"):
+        doomed.result(timeout=30)
+    for future in later:
+        with pytest.raises(PermanentStoreError) as caught:
+            future.result(timeout=30)
+        assert str(caught.value) == str(doomed.exception())
+    assert len(seen.failures) == 1 and not seen.commits
+    with pytest.raises(PermanentStoreError):
+        process_sink.write_batch(snapshots[1:2], [], NOW)  # and it stays failed
+    assert dump(process_sink.url)["lead_lifecycle"] == []  # each later batch was valid
 
 
 def wait_dead(process: Any) -> None:

@@ -1,0 +1,142 @@
+"""Ordered batch writers: each batch written after the one before it, retried until it is."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import datetime
+from typing import Any, Protocol, runtime_checkable
+
+from agents.fold import LeadSnapshot
+from pipeline.errors import PermanentStoreError, StoreError
+from schemas.classify import DeadLetter
+from sinks.store import Sink
+
+log = logging.getLogger("leadflow.sinks")
+FIRST_DELAY_SECONDS = 0.25
+
+
+class WriteObserver(Protocol):
+    """What a writer tells about its attempts (metrics and logs); called from its threads."""
+
+    def retrying(self, error: StoreError, delay: float) -> None:
+        """An attempt failed with a retryable error; the next one starts in ``delay`` s."""
+
+    def written(self, seconds: float, snapshots: int, letters: int) -> None:
+        """A batch is committed; its successful attempt took ``seconds``."""
+
+    def failed(self, error: StoreError) -> None:
+        """A batch failed for good; no later batch will be written."""
+
+
+def tell(call: Callable[..., None], *args: Any) -> None:
+    """Call an observer's method; its failure is logged, never the writer's."""
+    try:
+        call(*args)
+    except Exception:
+        log.exception("a store write observer failed")
+
+
+class NoObserver:
+    """A :class:`WriteObserver` that ignores everything."""
+
+    def retrying(self, error: StoreError, delay: float) -> None:
+        pass
+
+    def written(self, seconds: float, snapshots: int, letters: int) -> None:
+        pass
+
+    def failed(self, error: StoreError) -> None:
+        pass
+
+
+@runtime_checkable
+class OrderedSink(Protocol):
+    """A sink that takes batches ahead of writing them.
+
+    Batches are written in the order submitted, each retried on a retryable
+    :class:`StoreError` until it is written; after a :class:`PermanentStoreError` that batch
+    and every later one fail with it, unwritten. The future holds the rows written.
+    """
+
+    def submit(
+        self,
+        snapshots: Sequence[LeadSnapshot],
+        dead_letters: Sequence[DeadLetter],
+        now: datetime,
+        observer: WriteObserver,
+    ) -> Future[int]: ...
+
+    def close(self) -> None: ...
+
+
+class Backoff:
+    """Delays between attempts: 0.25 s, doubling up to a ceiling; back to the start on success."""
+
+    def __init__(self, ceiling: float) -> None:
+        self.ceiling = ceiling
+        self.delay = FIRST_DELAY_SECONDS
+
+    def next(self) -> float:
+        delay, self.delay = self.delay, min(self.delay * 2, self.ceiling)
+        return delay
+
+    def reset(self) -> None:
+        self.delay = FIRST_DELAY_SECONDS
+
+
+class ThreadWriter:
+    """An :class:`OrderedSink` over any :class:`Sink`: one thread writes, batch after batch."""
+
+    def __init__(self, sink: Sink, retry_max_seconds: float = 30.0) -> None:
+        self.sink = sink
+        self.retry_max_seconds = retry_max_seconds
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="leadflow-sink")
+        self._failed: StoreError | None = None
+        self._closing = threading.Event()
+
+    def submit(
+        self,
+        snapshots: Sequence[LeadSnapshot],
+        dead_letters: Sequence[DeadLetter],
+        now: datetime,
+        observer: WriteObserver,
+    ) -> Future[int]:
+        return self._executor.submit(self._write, snapshots, dead_letters, now, observer)
+
+    def _write(
+        self,
+        snapshots: Sequence[LeadSnapshot],
+        letters: Sequence[DeadLetter],
+        now: datetime,
+        observer: WriteObserver,
+    ) -> int:
+        if self._failed is not None:
+            raise self._failed
+        if not snapshots and not letters:
+            return 0
+        backoff = Backoff(self.retry_max_seconds)
+        while True:
+            started = time.perf_counter()
+            try:
+                rows = self.sink.write_batch(snapshots, letters, now)
+            except PermanentStoreError as exc:
+                self._failed = exc
+                tell(observer.failed, exc)
+                raise
+            except StoreError as exc:
+                delay = backoff.next()
+                tell(observer.retrying, exc, delay)
+                if self._closing.wait(delay):
+                    raise
+                continue
+            tell(observer.written, time.perf_counter() - started, len(snapshots), len(letters))
+            return rows
+
+    def close(self) -> None:
+        """Stop retrying; wait for the batch in hand (later ones are dropped, unwritten)."""
+        self._closing.set()
+        self._executor.shutdown(wait=True, cancel_futures=True)
