@@ -89,7 +89,7 @@ class LeadProcessor:
         send_many: SendMany | None = None,
         flush: Callable[[], Awaitable[None]] | None = None,
         retry_max_seconds: float = 30.0,
-        pipeline_depth: int = 4,
+        pipeline_depth: int = 2,
         limits: Limits = DEFAULT_LIMITS,
     ) -> None:
         self.names = names
