@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from multiprocessing.connection import Connection
 from multiprocessing.reduction import ForkingPickler
 from typing import Any
@@ -23,7 +24,7 @@ from typing import Any
 from agents.fold import LeadSnapshot
 from pipeline.errors import PermanentStoreError, StoreError
 from schemas.classify import DeadLetter
-from sinks.writer import Backoff, NoObserver, WriteObserver, tell
+from sinks.writer import Backoff, NoObserver, WriteObserver, tell, write_until_done
 
 START_TIMEOUT_SECONDS = 60.0
 STOP_TIMEOUT_SECONDS = 10.0
@@ -86,6 +87,10 @@ class _Child:
 _STOP = object()
 
 
+def _closed() -> StoreError:
+    return StoreError("the store writer is closed")
+
+
 @dataclass(frozen=True)
 class _Died:
     child: _Child
@@ -112,6 +117,7 @@ class ProcessSink:
         self._child: _Child | None = None
         self._outbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._sender: threading.Thread | None = None
+        self._sender_lock = threading.Lock()  # not _lock: a child may be starting under that
         self._failed: StoreError | None = None
         self._closing = threading.Event()
         self._backoff = Backoff(retry_max_seconds)
@@ -125,7 +131,7 @@ class ProcessSink:
         """Start the child now (else the first batch does); waits until it is ready."""
         with self._lock:
             self._ensure_child()
-            self._ensure_sender()
+        self._ensure_sender()
 
     def submit(
         self,
@@ -138,13 +144,12 @@ class ProcessSink:
         if self._failed is not None:
             batch.settle(error=self._failed)
         elif self._closing.is_set():
-            batch.settle(error=StoreError("the store writer is closed"))
+            batch.settle(error=_closed())
         elif not snapshots and not dead_letters:
             batch.settle(0)
         else:
             batch.payload = bytes(ForkingPickler.dumps((list(snapshots), list(dead_letters), now)))
-            with self._lock:
-                self._ensure_sender()
+            self._ensure_sender()
             self._outbox.put(batch)
         return batch.future
 
@@ -169,20 +174,17 @@ class ProcessSink:
                 if child is not None:
                     child.process.kill()
                 sender.join(10)
-        with self._lock:
-            child, self._child = self._child, None
-        if child is not None:
-            self._fail(child.take_pending(), StoreError("the store writer is closed"))
-            child.stop(0 if child.retrying else STOP_TIMEOUT_SECONDS)
+        self._stop_child()
 
     # -- the sender thread ---------------------------------------------------------------
 
     def _ensure_sender(self) -> None:
-        if self._sender is None or not self._sender.is_alive():
-            self._sender = threading.Thread(
-                target=self._send_loop, name="leadflow-store-send", daemon=True
-            )
-            self._sender.start()
+        with self._sender_lock:
+            if self._sender is None or not self._sender.is_alive():
+                self._sender = threading.Thread(
+                    target=self._send_loop, name="leadflow-store-send", daemon=True
+                )
+                self._sender.start()
 
     def _send_loop(self) -> None:
         while True:
@@ -198,10 +200,7 @@ class ProcessSink:
         if child is not None:
             with contextlib.suppress(OSError):
                 child.conn.send(None)
-            with self._lock:
-                self._child = None
-            child.stop(0 if child.retrying else STOP_TIMEOUT_SECONDS)
-            self._fail(child.take_pending(), StoreError("the store writer is closed"))
+        self._stop_child()
         # Batches that came after the stop.
         while True:
             try:
@@ -209,7 +208,16 @@ class ProcessSink:
             except queue.Empty:
                 break
             if isinstance(item, _Batch):
-                item.settle(error=StoreError("the store writer is closed"))
+                item.settle(error=_closed())
+
+    def _stop_child(self) -> None:
+        """Stop the child, after the batches it holds unless it is retrying one (then at
+        once: that one is not committed); fail every batch it did not answer."""
+        with self._lock:
+            child, self._child = self._child, None
+        if child is not None:
+            child.stop(0 if child.retrying else STOP_TIMEOUT_SECONDS)
+            self._fail(child.take_pending(), _closed())
 
     def _deliver(self, batch: _Batch) -> None:
         if self._failed is not None:
@@ -249,7 +257,7 @@ class ProcessSink:
             if not batches:
                 return
             if self._closing.is_set():
-                self._fail(batches, StoreError("the store writer is closed"))
+                self._fail(batches, _closed())
                 return
             delay = self._backoff.next()
             tell(batches[0].observer.retrying, error or StoreError("the writer stopped"), delay)
@@ -336,10 +344,7 @@ class ProcessSink:
                     tell(batch.observer.written, extra, batch.snapshots, batch.letters)
                     batch.settle(int(value))
                 else:
-                    if self._failed is None and isinstance(value, PermanentStoreError):
-                        self._failed = value
-                        tell(batch.observer.failed, value)
-                    batch.settle(error=value)
+                    self._fail_for_good([batch], value)
         except (EOFError, OSError):  # the child is gone; the sender replaces it
             self._outbox.put(_Died(child))
 
@@ -380,29 +385,29 @@ def serve(conn: Connection, url: str, parent: int, retry_max_seconds: float = 30
         return
     failed: PermanentStoreError | None = None
     backoff = Backoff(retry_max_seconds)
+
+    def retrying(error: StoreError, delay: float) -> bool:
+        conn.send(("retry", type(error)(str(error)), delay))
+        time.sleep(delay)
+        return True
+
     try:
         conn.send(("ok", 0, 0.0))
         while True:
             job = conn.recv()
             if job is None:
                 break
-            while failed is None:
-                started = time.perf_counter()
+            if failed is None:
                 try:
-                    rows = sink.write_batch(*job)
+                    rows, seconds = write_until_done(
+                        partial(sink.write_batch, *job), backoff, retrying
+                    )
                 except PermanentStoreError as exc:
                     failed = type(exc)(str(exc))
-                except StoreError as exc:
-                    delay = backoff.next()
-                    conn.send(("retry", type(exc)(str(exc)), delay))
-                    time.sleep(delay)
-                    continue
                 except Exception as exc:
                     failed = PermanentStoreError(f"writing a batch failed: {exc!r}")
                 else:
-                    backoff.reset()
-                    conn.send(("ok", rows, time.perf_counter() - started))
-                    break
+                    conn.send(("ok", rows, seconds))
             if failed is not None:
                 conn.send(("error", failed, None))
     except (EOFError, OSError):  # the worker is gone

@@ -88,6 +88,29 @@ class Backoff:
         self.delay = FIRST_DELAY_SECONDS
 
 
+def write_until_done(
+    write: Callable[[], int], backoff: Backoff, retrying: Callable[[StoreError, float], bool]
+) -> tuple[int, float]:
+    """Call ``write`` until it returns: its rows and the seconds its last attempt took.
+
+    A retryable :class:`StoreError` goes to ``retrying`` with the next delay; it reports it,
+    waits and says whether to try again (else the error is raised). Any other exception is
+    raised at once.
+    """
+    while True:
+        started = time.perf_counter()
+        try:
+            rows = write()
+        except PermanentStoreError:
+            raise
+        except StoreError as exc:
+            if not retrying(exc, backoff.next()):
+                raise
+            continue
+        backoff.reset()
+        return rows, time.perf_counter() - started
+
+
 class ThreadWriter:
     """An :class:`OrderedSink` over any :class:`Sink`: one thread writes, batch after batch."""
 
@@ -95,7 +118,7 @@ class ThreadWriter:
         self.sink = sink
         self.retry_max_seconds = retry_max_seconds
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="leadflow-sink")
-        self._failed: StoreError | None = None
+        self._failed: Exception | None = None
         self._closing = threading.Event()
 
     def submit(
@@ -118,23 +141,27 @@ class ThreadWriter:
             raise self._failed
         if not snapshots and not letters:
             return 0
-        backoff = Backoff(self.retry_max_seconds)
-        while True:
-            started = time.perf_counter()
-            try:
-                rows = self.sink.write_batch(snapshots, letters, now)
-            except PermanentStoreError as exc:
+
+        def retrying(error: StoreError, delay: float) -> bool:
+            tell(observer.retrying, error, delay)
+            return not self._closing.wait(delay)
+
+        try:
+            rows, seconds = write_until_done(
+                lambda: self.sink.write_batch(snapshots, letters, now),
+                Backoff(self.retry_max_seconds),
+                retrying,
+            )
+        except StoreError as exc:
+            if isinstance(exc, PermanentStoreError):
                 self._failed = exc
                 tell(observer.failed, exc)
-                raise
-            except StoreError as exc:
-                delay = backoff.next()
-                tell(observer.retrying, exc, delay)
-                if self._closing.wait(delay):
-                    raise
-                continue
-            tell(observer.written, time.perf_counter() - started, len(snapshots), len(letters))
-            return rows
+            raise  # a retryable one: given up because the writer closes
+        except Exception as exc:  # a bug, not the store: never write past it either
+            self._failed = exc
+            raise
+        tell(observer.written, seconds, len(snapshots), len(letters))
+        return rows
 
     def close(self) -> None:
         """Stop retrying; wait for the batch in hand (later ones are dropped, unwritten)."""

@@ -23,7 +23,7 @@ def letter(offset: int) -> DeadLetter:
 class Flaky:
     """A sink whose writes fail as scripted: a StoreError type (or None) per attempt."""
 
-    def __init__(self, script: list[type[StoreError] | None]) -> None:
+    def __init__(self, script: list[type[Exception] | None]) -> None:
         self.script = script
         self.attempts: list[int] = []
         self.written: list[int] = []
@@ -71,6 +71,20 @@ def test_after_a_permanent_failure_nothing_later_is_written() -> None:
         writer.close()
     assert sink.attempts == [1, 2] and sink.written == [1]
     assert len(seen.failures) == 1
+
+
+def test_an_unexpected_exception_also_stops_every_later_write() -> None:
+    sink = Flaky([None, RuntimeError])
+    writer = ThreadWriter(sink)
+    try:
+        futures = [writer.submit([], [letter(n)], NOW, Recorder()) for n in (1, 2, 3)]
+        assert futures[0].result(timeout=10) == 1
+        for future in futures[1:]:
+            with pytest.raises(RuntimeError, match="batch 2"):
+                future.result(timeout=10)
+    finally:
+        writer.close()
+    assert sink.attempts == [1, 2] and sink.written == [1]
 
 
 def test_backoff_doubles_to_its_ceiling_and_starts_over_on_success() -> None:
