@@ -6,11 +6,11 @@ STAMP := $(VENV)/.installed-stamp
 
 .PHONY: setup run demo test test-fast test-tools lint typecheck check bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "leadflow needs Python 3.11 or newer (set PYTHON=...)")'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,broker]'
 	@touch $(STAMP)
 
 setup: $(STAMP)
@@ -45,8 +45,13 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# mypy reads the folders under their installed names: build/typecheck/leadflow holds hard
+# links to the sources (the same files, so its line numbers are the sources' own).
 typecheck: $(STAMP)
-	$(BIN)/mypy $(wildcard pipeline schemas agents sinks)
+	@rm -rf build/typecheck && mkdir -p build/typecheck
+	@cp -al leadflow build/typecheck/leadflow
+	@for d in schemas sinks agents pipeline; do cp -al $$d build/typecheck/leadflow/$$d; done
+	MYPYPATH=build/typecheck $(BIN)/mypy -p leadflow
 
 check: lint typecheck test
 

@@ -30,7 +30,8 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
-from agents.facts import TYPE_RANK, Fact
+from leadflow.agents.facts import Fact
+from leadflow.schemas.vocabulary import TYPE_RANK
 
 MODELS = ("first_touch", "last_touch", "linear", "w_shaped")
 TOUCH_RANKS = frozenset({TYPE_RANK["lead.created"], TYPE_RANK["lead.touch"], TYPE_RANK["lead.mql"]})

@@ -7,9 +7,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from agents.codec import STATE_LIMIT, decode_state, encode_row, encode_state
-from agents.facts import Fact
-from agents.fold import FoldConfig, Header, LeadFold, LeadSnapshot, header_of
+from leadflow.agents.codec import STATE_LIMIT, decode_state, encode_row, encode_state
+from leadflow.agents.facts import Fact
+from leadflow.agents.fold import FoldConfig, Header, LeadFold, header_of
+from leadflow.schemas.records import LeadSnapshot
 
 DEFAULT_MAX_EVENTS = 10_000
 

@@ -11,8 +11,10 @@ from typing import Any
 
 import orjson
 
-from agents.facts import EVENT_TYPES_BY_RANK, Fact, from_micros
-from agents.fold import Header, LeadSnapshot
+from leadflow.agents.facts import Fact, from_micros
+from leadflow.agents.fold import Header
+from leadflow.schemas.records import LeadSnapshot
+from leadflow.schemas.vocabulary import EVENT_TYPES
 
 _EVENT_ID = operator.attrgetter("event_id")
 
@@ -108,7 +110,7 @@ def event_payload(lead_id: str, fact: Fact) -> bytes:
     letter of a forwarded event whose original message is on another partition."""
     document: dict[str, Any] = {
         "event_id": fact.event_id,
-        "event_type": EVENT_TYPES_BY_RANK[fact.rank],
+        "event_type": EVENT_TYPES[fact.rank],
         "lead_id": lead_id,
         "occurred_at": from_micros(fact.ts),
     }

@@ -4,27 +4,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
-from schemas.events import BaseEvent
+from leadflow.schemas.events import BaseEvent
+from leadflow.schemas.vocabulary import EVENT_TYPES, TYPE_RANK
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-# Contract section 3: the rank that breaks ties between events of one timestamp.
-TYPE_RANK: dict[str, int] = {
-    "lead.created": 0,
-    "lead.touch": 1,
-    "lead.scored": 2,
-    "lead.mql": 3,
-    "lead.assigned": 4,
-    "lead.contacted": 5,
-    "lead.accepted": 6,
-    "lead.rejected": 7,
-    "opportunity.created": 8,
-    "deal.won": 9,
-    "deal.lost": 10,
-}
-SALES_RANK_MIN = TYPE_RANK["lead.assigned"]
 
 
 class Fact(NamedTuple):
@@ -48,11 +33,7 @@ class Fact(NamedTuple):
 
     @property
     def event_type(self) -> str:
-        return EVENT_TYPES_BY_RANK[self.rank]
-
-    @property
-    def is_sales(self) -> bool:
-        return self.rank >= SALES_RANK_MIN
+        return EVENT_TYPES[self.rank]
 
     @classmethod
     def from_event(cls, event: BaseEvent) -> Fact:
@@ -74,13 +55,6 @@ class Fact(NamedTuple):
             company=data.get("company"),
             country=data.get("country"),
         )
-
-    @classmethod
-    def from_row(cls, row: list[Any]) -> Fact:
-        return cls(*row)
-
-
-EVENT_TYPES_BY_RANK = tuple(sorted(TYPE_RANK, key=TYPE_RANK.__getitem__))
 
 
 def to_micros(moment: datetime) -> int:

@@ -4,28 +4,38 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Iterable
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
-from operator import attrgetter
 from typing import Any, NamedTuple
 
-from agents.attribution import attribution_rows
-from agents.facts import Fact, from_micros, to_decimal, to_micros
+from leadflow.agents.attribution import attribution_rows
+from leadflow.agents.facts import Fact, from_micros, to_decimal, to_micros
+from leadflow.schemas.records import LeadSnapshot
+from leadflow.schemas.vocabulary import (
+    CLOSED_FOR_REQUALIFY,
+    OPEN_STAGES,
+    SALES_RANK_MIN,
+    STAGES,
+    SUCCESS_RANK,
+    SUCCESS_STAGES,
+    TYPE_RANK,
+)
 
-SUCCESS_RANK = {"lead": 1, "mql": 2, "sal": 3, "sql": 4}
-SUCCESS_STAGES = ("lead", "mql", "sal", "sql")
-OPEN_STAGES = frozenset({None, "lead", "mql", "sal", "sql"})
-CLOSED_FOR_REQUALIFY = frozenset({"lost", "recycled", "disqualified"})
-STAGES = ("lead", "mql", "sal", "sql", "won", "lost", "recycled", "disqualified")
-
-# Event type rank -> success-path target (contract section 3, "Targets").
-_SUCCESS_TARGET = {0: "lead", 3: "mql", 6: "sal", 8: "sql"}
-_RANK_ASSIGNED, _RANK_CONTACTED, _RANK_REJECTED = 4, 5, 7
-_RANK_CREATED, _RANK_TOUCH, _RANK_SCORED, _RANK_MQL = 0, 1, 2, 3
-_RANK_OPPORTUNITY, _RANK_WON, _RANK_LOST = 8, 9, 10
-_FIXED_TARGET = {**_SUCCESS_TARGET, _RANK_WON: "won", _RANK_LOST: "lost"}
+# Event type rank -> the stage its event targets (lead.rejected's depends on its reason).
+_RANK_CREATED, _RANK_TOUCH, _RANK_SCORED, _RANK_MQL = (
+    TYPE_RANK[t] for t in ("lead.created", "lead.touch", "lead.scored", "lead.mql")
+)
+_RANK_ASSIGNED, _RANK_CONTACTED = TYPE_RANK["lead.assigned"], TYPE_RANK["lead.contacted"]
+_RANK_REJECTED, _RANK_OPPORTUNITY = TYPE_RANK["lead.rejected"], TYPE_RANK["opportunity.created"]
+_FIXED_TARGET = {
+    _RANK_CREATED: "lead",
+    _RANK_MQL: "mql",
+    TYPE_RANK["lead.accepted"]: "sal",
+    _RANK_OPPORTUNITY: "sql",
+    TYPE_RANK["deal.won"]: "won",
+    TYPE_RANK["deal.lost"]: "lost",
+}
 _CAMPAIGN_SLOT = {_RANK_CREATED: 0, _RANK_TOUCH: 1, _RANK_MQL: 2}
-_SALES_MIN = _RANK_ASSIGNED
 # A late event replays the fold from the last mark before it: one mark every MARK_EVERY facts.
 MARK_EVERY = 128
 
@@ -36,27 +46,6 @@ class FoldConfig:
 
     sla_seconds: float
     recycle_reasons: frozenset[str]
-
-
-@dataclass(frozen=True, slots=True)
-class LeadSnapshot:
-    """One lead's rows: the ``lead_lifecycle`` row (no ``updated_at``), transitions and SLA rows."""
-
-    lead_id: str
-    version: int
-    lifecycle: dict[str, Any]
-    transitions: list[dict[str, Any]]
-    sla: list[dict[str, Any]]
-    contact: dict[str, Any] | None = None  # personal data: lead_contacts only
-    attribution: list[dict[str, Any]] = field(default_factory=list)  # won leads only
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        # Pickled to the store writer by the thousand: a slotted dataclass's default state
-        # calls dataclasses.fields() per object, a third of the pickling time.
-        return (LeadSnapshot, _snapshot_fields(self))
-
-
-_snapshot_fields = attrgetter(*(f.name for f in fields(LeadSnapshot)))
 
 
 class Header(NamedTuple):
@@ -241,12 +230,12 @@ class LeadFold:
 
     def _apply(self, fact: Fact) -> None:
         rank, ts = fact.rank, fact.ts
-        sales = rank >= _SALES_MIN
+        sales = rank >= SALES_RANK_MIN
         cycle = self._cycles[-1]
         self._apply_attributes(fact, sales)
         target = _FIXED_TARGET.get(rank)
         if target is None and rank == _RANK_REJECTED:
-            target = self._target(fact)
+            target = "recycled" if fact.reason in self.config.recycle_reasons else "disqualified"
         if target is not None:
             self._apply_stage(target, fact, ts)
             cycle = self._cycles[-1]
@@ -272,18 +261,6 @@ class LeadFold:
             self._owner = fact.owner_id
         if rank in (_RANK_SCORED, _RANK_MQL) and fact.score is not None:
             self._score = fact.score
-
-    def _target(self, fact: Fact) -> str | None:
-        rank = fact.rank
-        if rank in _SUCCESS_TARGET:
-            return _SUCCESS_TARGET[rank]
-        if rank == _RANK_WON:
-            return "won"
-        if rank == _RANK_LOST:
-            return "lost"
-        if rank == _RANK_REJECTED:
-            return "recycled" if fact.reason in self.config.recycle_reasons else "disqualified"
-        return None
 
     def _apply_stage(self, target: str, fact: Fact, ts: int) -> None:
         stage = self._stage
@@ -366,14 +343,6 @@ class LeadFold:
         entries = frozenset((number, stage) for number, stage, _, _ in self._transitions)
         responded = frozenset(c.number for c in self._cycles if c.response is not None)
         return entries, responded
-
-    def pending_deadline(self) -> datetime | None:
-        """When the current cycle's SLA turns breached with no further event (None: it cannot)."""
-        cycle = self._cycles[-1]
-        mql_at = cycle.entries.get("mql")
-        if mql_at is None or cycle.response is not None:
-            return None
-        return from_micros(mql_at + round(self.config.sla_seconds * 1_000_000))
 
     def snapshot(self, now: datetime) -> LeadSnapshot:
         """The lead's rows as of wall-clock ``now`` (which only decides pending vs breached)."""

@@ -6,7 +6,7 @@ import heapq
 from collections import Counter
 from collections.abc import Callable, Iterable
 
-from agents.fold import Header
+from leadflow.agents.fold import Header
 
 
 class OwnedLeads:

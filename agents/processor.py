@@ -13,8 +13,8 @@ from typing import Any
 
 import orjson
 
-from agents.batch import DEFAULT_LIMITS, FoldCache, LeadUpdate, Limits, fold_batch, refresh
-from agents.codec import (
+from leadflow.agents.batch import DEFAULT_LIMITS, FoldCache, LeadUpdate, Limits, fold_batch, refresh
+from leadflow.agents.codec import (
     Origin,
     decode_forwarded,
     decode_header,
@@ -22,26 +22,21 @@ from agents.codec import (
     encode_snapshot,
     event_payload,
 )
-from agents.facts import Fact, to_micros
-from agents.fold import FoldConfig
-from agents.owned import OwnedLeads
-from agents.partitioning import key_hash, partition_of
-from pipeline.errors import StoreError
-from pipeline.metrics import STAGE_LABELS, Metrics
-from pipeline.record_batches import Record
-from pipeline.topics import TopicNames
-from schemas.classify import DeadLetter, Rejection, classify
-from sinks.store import Sink
-from sinks.writer import OrderedSink, ThreadWriter
+from leadflow.agents.facts import Fact, to_micros
+from leadflow.agents.fold import FoldConfig
+from leadflow.agents.metrics import STAGE_LABELS, Metrics
+from leadflow.agents.owned import OwnedLeads
+from leadflow.agents.partitioning import key_hash, partition_of
+from leadflow.agents.ports import Record, Send, SendMany
+from leadflow.schemas.classify import DeadLetter, Rejection, classify
+from leadflow.schemas.errors import StoreError
+from leadflow.schemas.records import TopicNames
+from leadflow.sinks.store import Sink
+from leadflow.sinks.writer import OrderedSink, ThreadWriter
 
 log = logging.getLogger("leadflow.agents")
 _DAY_US = 86_400_000_000
 FLUSH_SECONDS = 0.5  # how long written states are kept aside before the changelog flush
-
-# (topic, key, value) -> awaitable delivery; the Faust producer in a worker, a fake nowhere.
-Send = Callable[[str, bytes | None, bytes], Awaitable[Awaitable[Any]]]
-# (topic, [(partition, key, value)]) -> deliveries: record batches (pipeline.record_batches).
-SendMany = Callable[[str, Sequence[Record]], Awaitable[list[Any]]]
 
 
 def utcnow() -> datetime:

@@ -7,8 +7,8 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
-from agents.processor import Incoming, LeadProcessor
-from pipeline.errors import PermanentStoreError
+from leadflow.agents.processor import Incoming, LeadProcessor
+from leadflow.schemas.errors import PermanentStoreError
 
 log = logging.getLogger("leadflow.agents")
 # A handler folds a batch at once and returns what completes when the batch is written.

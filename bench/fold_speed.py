@@ -6,8 +6,9 @@ import random
 import time
 from datetime import UTC, datetime
 
-from agents.facts import TYPE_RANK, Fact
-from agents.fold import FoldConfig, LeadFold, fold
+from leadflow.agents.facts import Fact
+from leadflow.agents.fold import FoldConfig, LeadFold, fold
+from leadflow.schemas.vocabulary import TYPE_RANK
 
 CONFIG = FoldConfig(sla_seconds=86_400.0, recycle_reasons=frozenset({"nurture", "not_now"}))
 NOW = datetime(2026, 6, 1, tzinfo=UTC)

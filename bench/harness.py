@@ -261,9 +261,9 @@ class Worker:
     """One `leadflow worker` process (pipeline.demo.WorkerProcess) for one app id and store."""
 
     def __init__(self, ctx: Context, app_id: str, store: Store, topics: tuple[str, str]) -> None:
-        from pipeline.broker import free_port
-        from pipeline.demo import WorkerProcess
-        from pipeline.settings import Settings
+        from leadflow.pipeline.demo import WorkerProcess
+        from leadflow.pipeline.kafka.broker import free_port
+        from leadflow.pipeline.settings import Settings
 
         web_port = free_port()
         env = {

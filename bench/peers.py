@@ -149,8 +149,8 @@ def build_ceiling(args: argparse.Namespace, tracker: Tracker) -> Any:
 
 
 def build_lanes(args: argparse.Namespace, tracker: Tracker) -> Any:
-    from pipeline import faust_drain
-    from pipeline.lanes import Lanes
+    from leadflow.pipeline.faust.lanes import Lanes
+    from leadflow.pipeline.faust.patches import drain as faust_drain
 
     faust_drain.install()
     app = faust_app(args)

@@ -204,7 +204,7 @@ def run_peer(
 def throughput_topics(
     ctx: Context,
 ) -> tuple[tuple[str, str], int, tuple[int, int, int], dict[str, Any]]:
-    from pipeline.simulate import simulate, valid_events
+    from leadflow.pipeline.publish.simulate import simulate, valid_events
 
     topics = (f"bench-marketing-{ctx.tag}", f"bench-sales-{ctx.tag}")
     create_topics(ctx.bootstrap, topics)
@@ -235,7 +235,7 @@ def throughput_topics(
 
 def run_latency(ctx: Context, timeout: float) -> dict[str, Any]:
     """Paced publishing; an event is visible once its lead's event_count reaches its rank."""
-    from pipeline.simulate import simulate
+    from leadflow.pipeline.publish.simulate import simulate
 
     sizes = ctx.sizes
     total = sizes.latency_rate * sizes.latency_seconds
@@ -533,7 +533,7 @@ def main(argv: list[str] | None = None) -> int:
         return not only or name in only
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    from pipeline.broker import EmbeddedBroker, free_port
+    from leadflow.pipeline.kafka.broker import EmbeddedBroker, free_port
 
     RESULTS.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")

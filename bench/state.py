@@ -37,8 +37,9 @@ def publish_batches(bootstrap: str, topic: str, records: Iterable[tuple[bytes, b
     """
     from aiokafka import AIOKafkaProducer
 
-    from agents.partitioning import key_hash
-    from pipeline.record_batches import Record, send_records
+    from leadflow.agents.partitioning import key_hash
+    from leadflow.agents.ports import Record
+    from leadflow.pipeline.faust.record_batches import send_records
 
     async def run() -> int:
         producer = AIOKafkaProducer(

@@ -8,14 +8,14 @@ from collections.abc import Callable, Sequence
 from datetime import date
 from pathlib import Path
 
-from pipeline.errors import LeadflowError
-from pipeline.settings import Settings, load_settings
+from leadflow.pipeline.settings import Settings, load_settings
+from leadflow.schemas.errors import LeadflowError
 
 Handler = Callable[[argparse.Namespace, Settings], int]
 
 
 def _schemas(args: argparse.Namespace, settings: Settings) -> int:
-    from schemas.export import write_schemas
+    from leadflow.schemas.export import write_schemas
 
     paths = write_schemas(Path(args.directory))
     print(f"wrote {len(paths)} JSON Schema files to {args.directory}")
@@ -23,13 +23,13 @@ def _schemas(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _worker(args: argparse.Namespace, settings: Settings) -> int:
-    from pipeline.worker import run_worker
+    from leadflow.pipeline.worker import run_worker
 
     return run_worker(settings, loglevel=args.loglevel)
 
 
 def _broker(args: argparse.Namespace, settings: Settings) -> int:
-    from pipeline.broker import run_foreground
+    from leadflow.pipeline.kafka.broker import run_foreground
 
     host, _, port = settings.bootstrap_servers[0].rpartition(":")
     print(f"leadflow: embedded broker on {host}:{port} (memory only; Ctrl-C stops it)")
@@ -37,7 +37,7 @@ def _broker(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _db(args: argparse.Namespace, settings: Settings) -> int:
-    from sinks import upgrade
+    from leadflow.sinks import upgrade
 
     upgrade(settings.store_url)
     print(f"database at {settings.store_shown} is up to date")
@@ -45,7 +45,7 @@ def _db(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _publish(args: argparse.Namespace, settings: Settings) -> int:
-    from pipeline.publishing import publish_file
+    from leadflow.pipeline.publish.publishing import publish_file
 
     summary = publish_file(settings, Path(args.file))
     print(f"published {summary.sent} events, refused {len(summary.refused)} lines")
@@ -53,7 +53,7 @@ def _publish(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _simulate(args: argparse.Namespace, settings: Settings) -> int:
-    from pipeline.publishing import send_simulated, simulated_traffic
+    from leadflow.pipeline.publish.publishing import send_simulated, simulated_traffic
 
     messages = simulated_traffic(args.leads, args.seed, args.key_mode)
     sent = send_simulated(settings, messages, args.rate)
@@ -63,7 +63,8 @@ def _simulate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _report(args: argparse.Namespace, settings: Settings) -> int:
-    from pipeline.report import ReportQuery, run_report
+    from leadflow.pipeline.reporting import run_report
+    from leadflow.pipeline.reporting.model import ReportQuery
 
     query = ReportQuery(
         since=args.since,
@@ -89,7 +90,7 @@ def _report(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _dashboard(args: argparse.Namespace, settings: Settings) -> int:
-    from pipeline.dashboard import serve_dashboard
+    from leadflow.pipeline.dashboard.server import serve_dashboard
 
     return serve_dashboard(settings.store_url, args.host, args.port)
 
@@ -104,7 +105,7 @@ def _day(text: str) -> date:
 
 
 def _demo(args: argparse.Namespace, settings: Settings) -> int:
-    from pipeline.demo import run_demo
+    from leadflow.pipeline.demo import run_demo
 
     return run_demo(settings, args.leads, args.seed, args.keep_running)
 
@@ -112,9 +113,9 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
 def _goals(args: argparse.Namespace, settings: Settings) -> int:
     from rich.console import Console
 
-    from pipeline.goals import goal_progress, make_goal, set_goal
-    from pipeline.report import goals_table
-    from sinks import make_engine, upgrade
+    from leadflow.pipeline.reporting.formats import goals_table
+    from leadflow.sinks import make_engine, upgrade
+    from leadflow.sinks.goals import goal_progress, make_goal, set_goal
 
     upgrade(settings.store_url)
     engine = make_engine(settings.store_url)

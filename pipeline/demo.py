@@ -15,10 +15,10 @@ from pathlib import Path
 from prometheus_client.parser import text_string_to_metric_families
 from rich.console import Console
 
-from pipeline.broker import EmbeddedBroker, free_port, port_answers
-from pipeline.errors import LeadflowError
-from pipeline.publishing import send_simulated, simulated_traffic
-from pipeline.settings import Settings, redact_url
+from leadflow.pipeline.kafka.broker import EmbeddedBroker, free_port, port_answers
+from leadflow.pipeline.publish.publishing import send_simulated, simulated_traffic
+from leadflow.pipeline.settings import Settings, redact_url
+from leadflow.schemas.errors import LeadflowError
 
 
 class WorkerProcess:
@@ -32,7 +32,7 @@ class WorkerProcess:
             [
                 sys.executable,
                 "-m",
-                "pipeline.cli",
+                "leadflow.pipeline.cli",
                 "worker",
                 "--loglevel",
                 os.environ.get("LEADFLOW_WORKER_LOGLEVEL", "warning"),
@@ -124,7 +124,7 @@ def _free_or(host: str, port: int) -> int:
 
 def run_demo(settings: Settings, leads: int, seed: int, keep_running: bool) -> int:
     """Run the whole product once on this machine and print the shared report."""
-    from pipeline.report import run_report
+    from leadflow.pipeline.reporting import run_report
 
     console = Console(stderr=True)
     started = time.monotonic()

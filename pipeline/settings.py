@@ -8,9 +8,9 @@ from urllib.parse import urlparse
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from pipeline.errors import SettingsError
-
-DEFAULT_RECYCLE_REASONS = ("not_now", "nurture", "no_budget", "timing")
+from leadflow.schemas.errors import SettingsError
+from leadflow.schemas.records import TopicNames
+from leadflow.schemas.vocabulary import DEFAULT_RECYCLE_REASONS
 
 
 class Settings(BaseSettings):
@@ -130,6 +130,16 @@ class Settings(BaseSettings):
                 ssl_context=context,
             )
         return faust.SSLCredentials(context) if context is not None else None
+
+    def topic_names(self) -> TopicNames:
+        """Every topic this pipeline reads or writes."""
+        return TopicNames.for_app(
+            self.app_id,
+            self.topic_marketing,
+            self.topic_sales,
+            self.topic_lifecycle,
+            self.topic_dead_letters,
+        )
 
     @property
     def sla_seconds(self) -> float:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 import sys
 
-from pipeline.errors import LeadflowError
-from pipeline.settings import Settings
-from pipeline.topics import ensure_topics
+from leadflow.pipeline.kafka.topics import ensure_topics
+from leadflow.pipeline.settings import Settings
+from leadflow.schemas.errors import LeadflowError
 
 log = logging.getLogger("leadflow")
 
@@ -16,10 +16,10 @@ def run_worker(settings: Settings, loglevel: str = "info") -> int:
     """Run until SIGTERM/Ctrl-C; 0 on a clean stop, 1 when a fatal error stopped the worker."""
     import faust
 
-    from pipeline.app import create_app
-    from pipeline.memory import TRIM_SECONDS, malloc_trimmer, pace_collector
-    from sinks import make_engine, upgrade
-    from sinks.process import ProcessSink
+    from leadflow.pipeline.faust.app import create_app
+    from leadflow.pipeline.faust.memory import TRIM_SECONDS, malloc_trimmer, pace_collector
+    from leadflow.sinks import make_engine, upgrade
+    from leadflow.sinks.process import ProcessSink
 
     upgrade(settings.store_url)
     counts = ensure_topics(settings)
@@ -54,6 +54,6 @@ def run_worker(settings: Settings, loglevel: str = "info") -> int:
 
 
 if __name__ == "__main__":  # pragma: no cover - `leadflow worker` is the entry point
-    from pipeline.settings import load_settings
+    from leadflow.pipeline.settings import load_settings
 
     sys.exit(run_worker(load_settings()))

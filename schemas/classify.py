@@ -8,20 +8,12 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from schemas.events import EVENT_ADAPTER, BaseEvent, topic_kind_of
+from leadflow.schemas.events import EVENT_ADAPTER, BaseEvent
+from leadflow.schemas.vocabulary import topic_kind_of
 
 MAX_MESSAGE_BYTES = 1024 * 1024
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 FUTURE_TOLERANCE = timedelta(hours=24)
-
-REASONS = (
-    "invalid_json",
-    "invalid_event",
-    "unknown_event_type",
-    "wrong_topic",
-    "unsupported_schema_version",
-    "timestamp_out_of_range",
-)
 
 
 @dataclass(frozen=True, slots=True)

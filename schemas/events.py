@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
@@ -43,19 +42,6 @@ Amount = Annotated[Decimal, Field(ge=0, max_digits=15, decimal_places=2, allow_i
 Currency = Annotated[str, Strict(), StringConstraints(pattern=r"^[A-Z]{3}$")]
 Timestamp = Annotated[AwareDatetime, Strict()]
 
-MARKETING_TYPES = ("lead.created", "lead.touch", "lead.scored", "lead.mql")
-SALES_TYPES = (
-    "lead.assigned",
-    "lead.contacted",
-    "lead.accepted",
-    "lead.rejected",
-    "opportunity.created",
-    "deal.won",
-    "deal.lost",
-)
-EVENT_TYPES = MARKETING_TYPES + SALES_TYPES
-TOPIC_KINDS = ("marketing", "sales")
-
 
 class BaseEvent(BaseModel):
     """Fields every event carries."""
@@ -67,10 +53,6 @@ class BaseEvent(BaseModel):
     occurred_at: Timestamp
     source_system: OptName = None
     schema_version: Literal[1] | None = 1
-
-    @property
-    def topic_kind(self) -> str:
-        return "marketing" if getattr(self, "event_type", "") in MARKETING_TYPES else "sales"
 
 
 class LeadCreated(BaseEvent):
@@ -174,15 +156,3 @@ EVENT_MODELS: dict[str, type[BaseEvent]] = {
 }
 
 EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
-
-
-def topic_kind_of(event_type: str) -> str:
-    """The input topic kind (``marketing`` or ``sales``) an event type belongs on."""
-    return "marketing" if event_type in MARKETING_TYPES else "sales"
-
-
-def utc(moment: datetime) -> datetime:
-    """The same instant in UTC."""
-    from datetime import UTC
-
-    return moment.astimezone(UTC)

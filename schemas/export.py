@@ -6,7 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from schemas.events import EVENT_MODELS, topic_kind_of
+from leadflow.schemas.events import EVENT_MODELS
+from leadflow.schemas.vocabulary import topic_kind_of
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 AMOUNT_PATTERN = r"^[0-9]{1,13}(\.[0-9]{1,2})?$"

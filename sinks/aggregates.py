@@ -22,7 +22,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.elements import ColumnElement
 
-from sinks.models import FunnelDaily, LeadLifecycle, LeadStageTransition, RevenueDaily
+from leadflow.sinks.models import FunnelDaily, LeadLifecycle, LeadStageTransition, RevenueDaily
 
 UNKNOWN = "unknown"
 # Literals, not bound parameters: PostgreSQL must see GROUP BY expressions equal to the SELECT's.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import exc
 
-from pipeline.errors import PermanentStoreError, StoreError
+from leadflow.schemas.errors import PermanentStoreError, StoreError
 
 # SQLite reports schema problems as OperationalError; these are not fixed by retrying.
 _SQLITE_SCHEMA_MESSAGES = ("no such table", "no such column", "has no column named")

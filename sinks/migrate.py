@@ -9,8 +9,8 @@ from alembic.config import Config
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
-from sinks.engine import WRITE_OPTION, make_engine
-from sinks.errors import translate
+from leadflow.sinks.engine import WRITE_OPTION, make_engine
+from leadflow.sinks.errors import translate
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 MIGRATION_LOCK_ID = 0x6C66_6D69_6772_6174  # "lfmigrat": one migrator at a time per database

@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 from sqlalchemy import BigInteger, Float, Index, Numeric, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from sinks.types import UTCDateTime
+from leadflow.sinks.types import UTCDateTime
 
 Money = Numeric(18, 2)
 

@@ -21,10 +21,10 @@ from multiprocessing.connection import Connection
 from multiprocessing.reduction import ForkingPickler
 from typing import Any
 
-from agents.fold import LeadSnapshot
-from pipeline.errors import PermanentStoreError, StoreError
-from schemas.classify import DeadLetter
-from sinks.writer import Backoff, NoObserver, WriteObserver, tell, write_until_done
+from leadflow.schemas.classify import DeadLetter
+from leadflow.schemas.errors import PermanentStoreError, StoreError
+from leadflow.schemas.records import LeadSnapshot
+from leadflow.sinks.writer import Backoff, NoObserver, WriteObserver, tell, write_until_done
 
 START_TIMEOUT_SECONDS = 60.0
 STOP_TIMEOUT_SECONDS = 10.0
@@ -375,8 +375,8 @@ def serve(conn: Connection, url: str, parent: int, retry_max_seconds: float = 30
     # Ctrl-C reaches the whole process group; the worker decides when this child stops.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _die_with_parent(parent)
-    from sinks.engine import make_engine
-    from sinks.store import SqlSink
+    from leadflow.sinks.engine import make_engine
+    from leadflow.sinks.store import SqlSink
 
     try:
         sink = SqlSink(make_engine(url))

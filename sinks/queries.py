@@ -9,9 +9,9 @@ from typing import Any
 from sqlalchemy import Engine, Table, func, literal_column, select
 from sqlalchemy.sql.elements import ColumnElement
 
-from agents.fold import STAGES
-from sinks.aggregates import utc_day
-from sinks.models import TABLES, HandoffSla, LeadLifecycle, LeadStageTransition
+from leadflow.schemas.vocabulary import STAGES
+from leadflow.sinks.aggregates import utc_day
+from leadflow.sinks.models import TABLES, HandoffSla, LeadLifecycle, LeadStageTransition
 
 _lifecycle: Table = LeadLifecycle.__table__  # type: ignore[assignment]
 _transitions: Table = LeadStageTransition.__table__  # type: ignore[assignment]

@@ -12,9 +12,9 @@ from typing import Any, Protocol
 from sqlalchemy import Connection, Engine, Table, delete, select, text
 from sqlalchemy.exc import SQLAlchemyError
 
-from agents.fold import LeadSnapshot
-from schemas.classify import DeadLetter
-from sinks.aggregates import (
+from leadflow.schemas.classify import DeadLetter
+from leadflow.schemas.records import LeadSnapshot
+from leadflow.sinks.aggregates import (
     FunnelKey,
     RevenueKey,
     apply_funnel_delta,
@@ -23,9 +23,9 @@ from sinks.aggregates import (
     revenue_key,
     upsert,
 )
-from sinks.engine import WRITE_OPTION
-from sinks.errors import translate
-from sinks.models import (
+from leadflow.sinks.engine import WRITE_OPTION
+from leadflow.sinks.errors import translate
+from leadflow.sinks.models import (
     Attribution,
     DeadLetterRow,
     HandoffSla,
@@ -33,7 +33,7 @@ from sinks.models import (
     LeadLifecycle,
     LeadStageTransition,
 )
-from sinks.rows import delete_rows, insert_rows
+from leadflow.sinks.rows import delete_rows, insert_rows
 
 # Any constant shared by every leadflow writer of one database; "leadflow" in ASCII.
 AGGREGATE_LOCK_ID = 0x6C656164666C6F77

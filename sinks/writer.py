@@ -10,10 +10,10 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
-from agents.fold import LeadSnapshot
-from pipeline.errors import PermanentStoreError, StoreError
-from schemas.classify import DeadLetter
-from sinks.store import Sink
+from leadflow.schemas.classify import DeadLetter
+from leadflow.schemas.errors import PermanentStoreError, StoreError
+from leadflow.schemas.records import LeadSnapshot
+from leadflow.sinks.store import Sink
 
 log = logging.getLogger("leadflow.sinks")
 FIRST_DELAY_SECONDS = 0.25

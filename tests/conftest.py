@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from uuid import uuid4
 
@@ -12,22 +12,13 @@ from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import NullPool
 
-from pipeline.broker import EmbeddedBroker, free_port
-from pipeline.demo import WorkerProcess
-from pipeline.settings import Settings
-from sinks import upgrade
+from leadflow.pipeline.demo import WorkerProcess
+from leadflow.pipeline.kafka.broker import EmbeddedBroker, free_port
+from leadflow.pipeline.settings import Settings
+from leadflow.sinks import upgrade
+from tests.support.fixtures import PG_URL, WorkerFactory, unavailable
 
-PG_URL = os.environ.get(
-    "LEADFLOW_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
 SCHEMA_TAG = f"lftest_{uuid4().hex[:10]}"
-
-
-def unavailable(what: str) -> None:
-    """Fail under CI; elsewhere skip, loudly."""
-    if os.environ.get("CI"):
-        pytest.fail(f"{what}: CI is set, so this is a failure", pytrace=False)
-    pytest.skip(f"{what}: THESE TESTS ARE SKIPPED (set CI=1 to make this a failure)")
 
 
 @pytest.fixture(scope="session")
@@ -83,7 +74,7 @@ def migrated_url(database_url: str) -> str:
 def broker(tmp_path: Path) -> Iterator[EmbeddedBroker]:
     """A fresh embedded broker on a free loopback port (memory only, so nothing leaks)."""
     try:
-        from pipeline.broker import resolve_tansu_bin
+        from leadflow.pipeline.kafka.broker import resolve_tansu_bin
 
         resolve_tansu_bin(os.environ.get("LEADFLOW_TANSU_BIN"))
     except Exception as exc:
@@ -92,9 +83,6 @@ def broker(tmp_path: Path) -> Iterator[EmbeddedBroker]:
     instance.start()
     yield instance
     instance.stop()
-
-
-WorkerFactory = Callable[..., WorkerProcess]
 
 
 @pytest.fixture
@@ -122,8 +110,3 @@ def start_worker(tmp_path: Path, broker: EmbeddedBroker) -> Iterator[WorkerFacto
     yield start
     for worker in started:
         worker.stop()
-
-
-def settings_for(broker: EmbeddedBroker, database_url: str, **values: object) -> Settings:
-    """Settings of a test client (publisher, admin) talking to the test's broker and store."""
-    return Settings(broker=broker.url, database_url=database_url, **values)  # type: ignore[arg-type]

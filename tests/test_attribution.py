@@ -11,11 +11,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agents.attribution import MODELS, attribution_rows
-from agents.facts import TYPE_RANK, Fact
-from agents.fold import fold
-from tests.golden import Scenario, load_scenarios
-from tests.test_fold_scenarios import config_of, facts_of
+from leadflow.agents.attribution import MODELS, attribution_rows
+from leadflow.agents.facts import Fact
+from leadflow.agents.fold import fold
+from leadflow.schemas.vocabulary import TYPE_RANK
+from tests.support.golden import Scenario, config_of, facts_of, load_scenarios
 
 SCENARIOS = {s.name[:2]: s for s in load_scenarios()}
 HOUR = 3_600_000_000

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from kafka import KafkaConsumer, TopicPartition
 
-from agents.partitioning import partition_of
-from pipeline.broker import EmbeddedBroker
-from tests.conftest import WorkerFactory
-from tests.faults import expected_of, publish_positions, wait_store
-from tests.test_reliability import bootstrap, kinds, raw, sim
+from leadflow.agents.partitioning import partition_of
+from leadflow.pipeline.kafka.broker import EmbeddedBroker
+from tests.support.faults import expected_of, publish_positions, wait_store
+from tests.support.fixtures import WorkerFactory
+from tests.support.traffic import bootstrap, kinds, raw, sim
 
 pytestmark = [pytest.mark.broker]
 

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from schemas.classify import DeadLetter, Rejection, classify, payload_text
-from schemas.events import BaseEvent, DealWon, LeadCreated
+from leadflow.schemas.classify import DeadLetter, Rejection, classify, payload_text
+from leadflow.schemas.events import BaseEvent, DealWon, LeadCreated
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 
@@ -170,7 +170,7 @@ def test_offsets_are_converted_and_amounts_are_exact() -> None:
 
 
 def test_every_event_type_has_a_valid_form() -> None:
-    from schemas.events import EVENT_TYPES, topic_kind_of
+    from leadflow.schemas.vocabulary import EVENT_TYPES, topic_kind_of
 
     for event_type in EVENT_TYPES:
         verdict = classify(enc(event(event_type)), topic_kind_of(event_type), NOW)

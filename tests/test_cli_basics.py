@@ -9,7 +9,7 @@ import sys
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", *args],
+        [sys.executable, "-m", "leadflow", *args],
         capture_output=True,
         text=True,
         timeout=60,

@@ -11,16 +11,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from pipeline.broker import free_port
-from pipeline.dashboard import (
-    STATIC_FILES,
-    parse_params,
-    register_pages,
-    render_page,
-    static_asset,
-)
-from sinks import make_engine, upgrade
-from tests.test_report_formats import fill_store
+from leadflow.pipeline.dashboard.pages import parse_params, render_page
+from leadflow.pipeline.dashboard.server import STATIC_FILES, register_pages, static_asset
+from leadflow.pipeline.kafka.broker import free_port
+from leadflow.sinks import make_engine, upgrade
+from tests.support.stores import fill_store
 
 EVIL = '<script>alert("x")</script>'
 
@@ -141,7 +136,7 @@ def test_the_pages_in_a_faust_app(store: str) -> None:
 
 
 def test_render_is_pure_given_a_time(store: str) -> None:
-    from pipeline.dashboard import load_dashboard, render_dashboard
+    from leadflow.pipeline.dashboard.pages import load_dashboard, render_dashboard
 
     engine = make_engine(store)
     try:

@@ -15,12 +15,12 @@ from typing import Any
 
 import pytest
 
-from pipeline.broker import EmbeddedBroker, free_port
-from pipeline.report import ReportQuery
-from sinks import make_engine
-from tests.conftest import WorkerFactory, unavailable
-from tests.test_pipeline_e2e import SCENARIO_MESSAGES, publish, scenario_messages
-from tests.test_report_formats import expected_stages
+from leadflow.pipeline.kafka.broker import EmbeddedBroker, free_port
+from leadflow.pipeline.reporting.model import ReportQuery
+from leadflow.sinks import make_engine
+from tests.support.fixtures import WorkerFactory, unavailable
+from tests.support.stores import expected_stages
+from tests.support.traffic import SCENARIO_MESSAGES, publish, scenario_messages
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow, pytest.mark.timeout(240)]
 CHROMIUM = os.environ.get("LEADFLOW_TEST_CHROMIUM", "/usr/bin/chromium")
@@ -89,7 +89,7 @@ def dashboard_server(tmp_path: Path, golden_store: tuple[str, str]) -> Iterator[
     port = free_port()
     log = (tmp_path / "dashboard.log").open("wb")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pipeline.cli", "dashboard", "--port", str(port)],
+        [sys.executable, "-m", "leadflow", "dashboard", "--port", str(port)],
         env={**os.environ, "LEADFLOW_DATABASE_URL": url},
         stdout=log,
         stderr=subprocess.STDOUT,

@@ -22,7 +22,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from pipeline.settings import Settings
+from leadflow.pipeline.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"

@@ -7,9 +7,9 @@ from faust.types import TP
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
 
-from pipeline.broker import EmbeddedBroker
-from pipeline.topics import true_end_offsets
-from tests.conftest import settings_for
+from leadflow.pipeline.kafka.broker import EmbeddedBroker
+from leadflow.pipeline.kafka.topics import true_end_offsets
+from tests.support.fixtures import settings_for
 
 pytestmark = [pytest.mark.broker]
 

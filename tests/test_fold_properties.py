@@ -7,9 +7,10 @@ from datetime import UTC, datetime
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agents import fold as fold_module
-from agents.facts import TYPE_RANK, Fact
-from agents.fold import FoldConfig, LeadFold, fold
+from leadflow.agents import fold as fold_module
+from leadflow.agents.facts import Fact
+from leadflow.agents.fold import FoldConfig, LeadFold, fold
+from leadflow.schemas.vocabulary import TYPE_RANK
 
 CONFIG = FoldConfig(sla_seconds=24 * 3600.0, recycle_reasons=frozenset({"nurture", "timing"}))
 NOW = datetime(2026, 6, 1, tzinfo=UTC)

@@ -4,31 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from agents.facts import Fact
-from agents.fold import FoldConfig, LeadFold, fold
-from schemas.classify import classify
-from schemas.events import BaseEvent
-from tests.golden import Scenario, assert_rows_match, load_scenarios
+from leadflow.agents.fold import LeadFold, fold
+from tests.support.golden import Scenario, assert_rows_match, config_of, facts_of, load_scenarios
 
 SCENARIOS = load_scenarios()
-
-
-def facts_of(scenario: Scenario) -> list[Fact]:
-    facts = []
-    for message in scenario.published:
-        import json
-
-        event = classify(json.dumps(message["value"]).encode(), message["topic"], scenario.now)
-        assert isinstance(event, BaseEvent), event
-        facts.append(Fact.from_event(event))
-    return facts
-
-
-def config_of(scenario: Scenario) -> FoldConfig:
-    return FoldConfig(
-        sla_seconds=scenario.config["sla_hours"] * 3600.0,
-        recycle_reasons=frozenset(scenario.config["recycle_reasons"]),
-    )
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=[s.name for s in SCENARIOS])

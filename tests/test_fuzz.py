@@ -17,15 +17,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from agents.codec import decode_forwarded, encode_fact
-from agents.facts import Fact
-from agents.fold import fold
-from pipeline.broker import EmbeddedBroker
-from pipeline.simulate import simulate
-from schemas.classify import REASONS, DeadLetter, Rejection, classify
-from schemas.events import SALES_TYPES, BaseEvent
-from tests.conftest import WorkerFactory
-from tests.faults import (
+from leadflow.agents.codec import decode_forwarded, encode_fact
+from leadflow.agents.facts import Fact
+from leadflow.agents.fold import fold
+from leadflow.pipeline.kafka.broker import EmbeddedBroker
+from leadflow.pipeline.publish.simulate import simulate
+from leadflow.schemas.classify import DeadLetter, Rejection, classify
+from leadflow.schemas.events import BaseEvent
+from leadflow.schemas.vocabulary import REJECTION_REASONS as REASONS
+from leadflow.schemas.vocabulary import SALES_TYPES
+from tests.support.faults import (
     CONFIG,
     TOPIC_OF,
     assert_store_equals,
@@ -34,6 +35,7 @@ from tests.faults import (
     wait_for,
     wait_store,
 )
+from tests.support.fixtures import WorkerFactory
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 SEED_EVENTS = [

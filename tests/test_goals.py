@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.broker import EmbeddedBroker
-from pipeline.errors import LeadflowError
-from pipeline.goals import make_goal, parse_period
-from tests.conftest import WorkerFactory
-from tests.test_pipeline_e2e import SCENARIO_MESSAGES, publish, scenario_messages
+from leadflow.pipeline.kafka.broker import EmbeddedBroker
+from leadflow.schemas.errors import LeadflowError
+from leadflow.sinks.goals import make_goal, parse_period
+from tests.support.fixtures import WorkerFactory
+from tests.support.traffic import SCENARIO_MESSAGES, publish, scenario_messages
 
 
 def test_periods() -> None:
@@ -42,7 +42,7 @@ def test_goal_validation() -> None:
 
 def run_cli(*args: str, database_url: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", *args],
+        [sys.executable, "-m", "leadflow", *args],
         capture_output=True,
         text=True,
         timeout=120,

@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pipeline.jsonl import Outgoing, Refusal, iter_jsonl, read_jsonl
-from pipeline.simulate import simulate, valid_events
+from leadflow.pipeline.publish.jsonl import Outgoing, Refusal, iter_jsonl, read_jsonl
+from leadflow.pipeline.publish.simulate import simulate, valid_events
 
 NOW = datetime(2025, 6, 1, tzinfo=UTC)
 

@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from pipeline.lanes import Lane, Lanes
+from leadflow.pipeline.faust.lanes import Lane, Lanes
 
 
 def run(body: Callable[[], Awaitable[Any]]) -> Any:

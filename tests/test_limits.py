@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 import orjson
 import pytest
 
-from agents.batch import FoldCache, Limits, fold_batch
-from agents.codec import (
+from leadflow.agents.batch import FoldCache, Limits, fold_batch
+from leadflow.agents.codec import (
     COMPRESS_ABOVE,
     STATE_LIMIT,
     decode_forwarded,
@@ -20,11 +20,11 @@ from agents.codec import (
     encode_state,
     event_payload,
 )
-from agents.facts import Fact
-from agents.fold import LeadFold, fold, header_of
-from schemas.classify import classify
-from schemas.events import BaseEvent
-from tests.faults import CONFIG
+from leadflow.agents.facts import Fact
+from leadflow.agents.fold import LeadFold, fold, header_of
+from leadflow.schemas.classify import classify
+from leadflow.schemas.events import BaseEvent
+from tests.support.faults import CONFIG
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 BASE_US = 1_767_225_600_000_000  # 2026-01-01

@@ -7,10 +7,11 @@ import tracemalloc
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from agents.batch import fold_batch
-from agents.codec import decode_state, encode_state
-from agents.facts import TYPE_RANK, Fact, to_micros
-from agents.fold import FoldConfig, Header
+from leadflow.agents.batch import fold_batch
+from leadflow.agents.codec import decode_state, encode_state
+from leadflow.agents.facts import Fact, to_micros
+from leadflow.agents.fold import FoldConfig, Header
+from leadflow.schemas.vocabulary import TYPE_RANK
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 CONFIG = FoldConfig(sla_seconds=86_400.0, recycle_reasons=frozenset({"not_now"}))

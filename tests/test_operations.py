@@ -16,12 +16,12 @@ from typing import Any
 
 import pytest
 
-from pipeline.broker import EmbeddedBroker, free_port
-from sinks import make_engine
-from sinks.queries import read_lead, read_sla
-from tests.conftest import WorkerFactory, unavailable
-from tests.golden import load_scenarios
-from tests.test_pipeline_e2e import BAD, publish, scenario_messages
+from leadflow.pipeline.kafka.broker import EmbeddedBroker, free_port
+from leadflow.sinks import make_engine
+from leadflow.sinks.queries import read_lead, read_sla
+from tests.support.fixtures import WorkerFactory, unavailable
+from tests.support.golden import load_scenarios
+from tests.support.traffic import BAD, publish, scenario_messages
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 SCENARIOS = load_scenarios()

@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from kafka.partitioner.default import murmur2 as kafka_python_murmur2
 
-from agents.partitioning import murmur2, partition_of
+from leadflow.agents.partitioning import murmur2, partition_of
 
 
 @given(st.binary(max_size=600))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import random
 import subprocess
 import sys
 from collections import defaultdict
@@ -13,21 +12,26 @@ from typing import Any
 import pytest
 from kafka.admin import KafkaAdminClient, NewTopic
 
-from agents.facts import Fact
-from agents.fold import FoldConfig, fold
-from pipeline.broker import EmbeddedBroker
-from pipeline.producer import Publisher
-from pipeline.simulate import SimMessage, simulate
-from schemas.classify import classify
-from schemas.events import BaseEvent
-from sinks import make_engine
-from sinks.queries import funnel_groupby, funnel_rows, revenue_groupby, revenue_rows, table_rows
-from tests.conftest import WorkerFactory, settings_for
-from tests.golden import assert_rows_match, load_scenarios
+from leadflow.agents.facts import Fact
+from leadflow.agents.fold import FoldConfig, fold
+from leadflow.pipeline.kafka.broker import EmbeddedBroker
+from leadflow.pipeline.publish.simulate import SimMessage, simulate
+from leadflow.schemas.classify import classify
+from leadflow.schemas.events import BaseEvent
+from leadflow.sinks import make_engine
+from leadflow.sinks.queries import (
+    funnel_groupby,
+    funnel_rows,
+    revenue_groupby,
+    revenue_rows,
+    table_rows,
+)
+from tests.support.fixtures import WorkerFactory
+from tests.support.golden import assert_rows_match, load_scenarios
+from tests.support.traffic import BAD, SCENARIO_MESSAGES, publish, scenario_messages
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 SCENARIOS = load_scenarios()
-SCENARIO_MESSAGES = sum(len(s.published) for s in SCENARIOS)
 TABLES = (
     "lead_lifecycle",
     "lead_stage_transitions",
@@ -36,32 +40,6 @@ TABLES = (
     "revenue_daily",
     "dead_letters",
 )
-
-
-def publish(
-    broker: EmbeddedBroker,
-    database_url: str,
-    messages: list[tuple[str, bytes | None, bytes]],
-) -> None:
-    with Publisher(settings_for(broker, database_url)) as publisher:
-        publisher.send_all(messages)
-
-
-def scenario_messages(
-    key_mode: str = "lead_id", seed: int = 0
-) -> list[tuple[str, bytes | None, bytes]]:
-    rng = random.Random(seed)
-    out: list[tuple[str, bytes | None, bytes]] = []
-    for scenario in SCENARIOS:
-        for message in scenario.published:
-            value = message["value"]
-            key = {
-                "lead_id": value["lead_id"].encode(),
-                "none": None,
-                "random": rng.randbytes(8),
-            }[key_mode]
-            out.append((message["topic"], key, json.dumps(value).encode()))
-    return out
 
 
 def assert_store_matches_scenarios(database_url: str) -> None:
@@ -145,40 +123,6 @@ def test_any_key_and_partition_count_gives_the_same_result(
 
 
 # -- dead letters ----------------------------------------------------------------------------
-
-BAD = [
-    ("marketing", b'{"event_id": "x"', "invalid_json"),
-    (
-        "marketing",
-        b'{"event_id": "b1", "event_type": "lead.created", "lead_id": "B",'
-        b' "occurred_at": "2026-01-01T00:00:00"}',
-        "invalid_event",
-    ),
-    (
-        "sales",
-        b'{"event_id": "b2", "event_type": "lead.teleported", "lead_id": "B",'
-        b' "occurred_at": "2026-01-01T00:00:00Z"}',
-        "unknown_event_type",
-    ),
-    (
-        "marketing",
-        b'{"event_id": "b3", "event_type": "deal.lost", "lead_id": "B",'
-        b' "occurred_at": "2026-01-01T00:00:00Z", "opportunity_id": "O"}',
-        "wrong_topic",
-    ),
-    (
-        "marketing",
-        b'{"event_id": "b4", "event_type": "lead.scored", "lead_id": "B",'
-        b' "occurred_at": "2026-01-01T00:00:00Z", "score": 3, "schema_version": 2}',
-        "unsupported_schema_version",
-    ),
-    (
-        "sales",
-        b'{"event_id": "b5", "event_type": "lead.assigned", "lead_id": "B",'
-        b' "occurred_at": "1990-01-01T00:00:00Z", "owner_id": "r"}',
-        "timestamp_out_of_range",
-    ),
-]
 
 
 def test_every_dead_letter_reason_is_recorded_and_the_worker_goes_on(
@@ -266,10 +210,10 @@ def test_simulated_traffic_equals_the_pure_fold(
 
 
 def test_demo_command_exits_zero_with_a_report(tmp_path: Any) -> None:
-    from pipeline.broker import free_port
+    from leadflow.pipeline.kafka.broker import free_port
 
     done = subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", "demo", "--leads", "500"],
+        [sys.executable, "-m", "leadflow", "demo", "--leads", "500"],
         capture_output=True,
         text=True,
         timeout=240,
@@ -302,7 +246,7 @@ def test_publish_command_sends_valid_lines_and_reports_refusals(
     path = tmp_path / "events.jsonl"
     path.write_text("\n".join(lines) + "\n")
     done = subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", "publish", str(path)],
+        [sys.executable, "-m", "leadflow", "publish", str(path)],
         capture_output=True,
         text=True,
         timeout=120,

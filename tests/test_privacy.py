@@ -13,11 +13,10 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ProgrammingError
 from sqlalchemy.pool import NullPool
 
-from agents.fold import fold
-from sinks import SqlSink, make_engine, upgrade
-from sinks.queries import table_rows
-from tests.golden import load_scenarios
-from tests.test_fold_scenarios import config_of, facts_of
+from leadflow.agents.fold import fold
+from leadflow.sinks import SqlSink, make_engine, upgrade
+from leadflow.sinks.queries import table_rows
+from tests.support.golden import config_of, facts_of, load_scenarios
 
 SCENARIOS = load_scenarios()
 NOW = datetime(2026, 6, 1, tzinfo=UTC)

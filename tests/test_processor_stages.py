@@ -9,17 +9,17 @@ from typing import Any
 
 import pytest
 
-from agents.fold import FoldConfig, LeadSnapshot
-from agents.partitioning import partition_of
-from agents.processor import Incoming, LeadProcessor
-from pipeline.errors import PermanentStoreError
-from pipeline.metrics import Metrics
-from pipeline.settings import Settings
-from pipeline.topics import TopicNames
-from schemas.classify import DeadLetter
+from leadflow.agents.fold import FoldConfig
+from leadflow.agents.metrics import Metrics
+from leadflow.agents.partitioning import partition_of
+from leadflow.agents.processor import Incoming, LeadProcessor
+from leadflow.pipeline.settings import Settings
+from leadflow.schemas.classify import DeadLetter
+from leadflow.schemas.errors import PermanentStoreError
+from leadflow.schemas.records import LeadSnapshot
 
 PARTITIONS = 4
-NAMES = TopicNames.of(Settings())
+NAMES = Settings().topic_names()
 
 
 class Sink:

@@ -10,8 +10,8 @@ from aiokafka.structs import OffsetAndMetadata
 from kafka import KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
 
-from pipeline.broker import EmbeddedBroker
-from pipeline.faust_tuning import seek_committed_or_beginning
+from leadflow.pipeline.faust.patches.tuning import seek_committed_or_beginning
+from leadflow.pipeline.kafka.broker import EmbeddedBroker
 
 pytestmark = [pytest.mark.broker]
 

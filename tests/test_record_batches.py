@@ -9,9 +9,9 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from kafka import KafkaConsumer, TopicPartition
 
-from pipeline.broker import EmbeddedBroker
-from pipeline.record_batches import Record, send_records
-from tests.test_reliability import bootstrap
+from leadflow.pipeline.faust.record_batches import Record, send_records
+from leadflow.pipeline.kafka.broker import EmbeddedBroker
+from tests.support.traffic import bootstrap
 
 pytestmark = [pytest.mark.broker]
 TOPIC = "batches"

@@ -17,12 +17,10 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
-from pipeline.broker import EmbeddedBroker
-from pipeline.simulate import SimMessage, simulate
-from pipeline.topics import ensure_topics
-from tests.conftest import WorkerFactory, settings_for
-from tests.faults import (
-    TOPIC_OF,
+from leadflow.pipeline.kafka.broker import EmbeddedBroker
+from leadflow.pipeline.kafka.topics import ensure_topics
+from leadflow.pipeline.publish.simulate import SimMessage, simulate
+from tests.support.faults import (
     TcpProxy,
     assert_store_equals,
     dump,
@@ -34,25 +32,10 @@ from tests.faults import (
     wait_for,
     wait_store,
 )
+from tests.support.fixtures import WorkerFactory, settings_for
+from tests.support.traffic import bootstrap, kinds, raw, sim
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
-
-
-def sim(leads: int, seed: int, now: datetime, key_mode: str = "random") -> list[SimMessage]:
-    # Three days old: no SLA is still pending, so the result cannot depend on when it is read.
-    return simulate(leads, seed=seed, start=now - timedelta(days=3), key_mode=key_mode)
-
-
-def raw(messages: list[SimMessage]) -> list[tuple[str, bytes | None, bytes]]:
-    return [(TOPIC_OF[m.topic_kind], m.key, m.value) for m in messages]
-
-
-def kinds(messages: list[SimMessage]) -> list[tuple[str, bytes | None]]:
-    return [(m.topic_kind, m.value) for m in messages]
-
-
-def bootstrap(broker: EmbeddedBroker) -> str:
-    return broker.url.removeprefix("kafka://")
 
 
 # -- 1. crash safety ---------------------------------------------------------------------------

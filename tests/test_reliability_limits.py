@@ -10,17 +10,16 @@ from pathlib import Path
 
 import pytest
 
-from agents.codec import COMPRESS_ABOVE, STATE_LIMIT, encode_state
-from agents.facts import Fact, to_micros
-from agents.fold import LeadFold, header_of
-from agents.partitioning import partition_of
-from pipeline.broker import EmbeddedBroker
-from schemas.classify import classify
-from schemas.events import BaseEvent
-from sinks import make_engine
-from sinks.queries import table_rows
-from tests.conftest import WorkerFactory
-from tests.faults import (
+from leadflow.agents.codec import COMPRESS_ABOVE, STATE_LIMIT, encode_state
+from leadflow.agents.facts import Fact, to_micros
+from leadflow.agents.fold import LeadFold, header_of
+from leadflow.agents.partitioning import partition_of
+from leadflow.pipeline.kafka.broker import EmbeddedBroker
+from leadflow.schemas.classify import classify
+from leadflow.schemas.events import BaseEvent
+from leadflow.sinks import make_engine
+from leadflow.sinks.queries import table_rows
+from tests.support.faults import (
     CONFIG,
     TOPIC_OF,
     assert_store_equals,
@@ -30,6 +29,7 @@ from tests.faults import (
     wait_for,
     wait_store,
 )
+from tests.support.fixtures import WorkerFactory
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 

@@ -18,25 +18,16 @@ import pytest
 from rich.console import Console
 from sqlalchemy import Engine, text
 
-from agents.fold import STAGES, fold
-from pipeline.errors import PermanentStoreError, StoreError
-from pipeline.report import (
-    Funnel,
-    Report,
-    Revenue,
-    SpeedToLead,
-    Totals,
-    build_report,
-    percentile,
-    render_table,
-    run_report,
-    to_csv,
-    to_json,
-)
-from schemas.classify import DeadLetter
-from sinks import SqlSink, make_engine
-from tests.golden import Scenario, load_scenarios
-from tests.test_fold_scenarios import config_of, facts_of
+from leadflow.agents.fold import fold
+from leadflow.pipeline.reporting import run_report
+from leadflow.pipeline.reporting.formats import render_table, to_csv, to_json
+from leadflow.pipeline.reporting.model import Funnel, Report, Revenue, SpeedToLead, Totals
+from leadflow.pipeline.reporting.queries import build_report, percentile
+from leadflow.schemas.classify import DeadLetter
+from leadflow.schemas.errors import PermanentStoreError, StoreError
+from leadflow.schemas.vocabulary import STAGES
+from leadflow.sinks import SqlSink, make_engine
+from tests.support.golden import Scenario, config_of, facts_of, load_scenarios
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 STEPS = (("lead", "mql"), ("mql", "sal"), ("sal", "sql"), ("sql", "won"))

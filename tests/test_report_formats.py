@@ -10,81 +10,24 @@ import re
 import subprocess
 import sys
 from collections import defaultdict
-from datetime import UTC, date, datetime, timedelta
+from datetime import date
 from decimal import Decimal
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, text
 
-from agents.fold import fold
-from pipeline.report import ReportQuery, build_report, run_report
-from schemas.classify import DeadLetter
-from sinks import SqlSink, make_engine
-from sinks.queries import table_rows
-from tests.golden import Scenario, load_scenarios
-from tests.test_fold_scenarios import config_of, facts_of
-
-NOW = datetime(2026, 6, 1, tzinfo=UTC)
-
-
-def unique_leads() -> list[Scenario]:
-    kept: dict[str, Scenario] = {}
-    for scenario in load_scenarios():
-        kept.setdefault(scenario.lead_id, scenario)
-    return list(kept.values())
-
-
-SCENARIOS = unique_leads()
-DEAD_LETTERS = [
-    DeadLetter("marketing-leads", 0, offset, reason, "The message was rejected.", "{", NOW)
-    for offset, reason in enumerate(["invalid_json", "wrong_topic"])
-]
-
-
-def fill_store(url: str, *, attribution: bool = True) -> None:
-    """The golden scenarios' rows (and their attribution) written into a migrated store."""
-    engine = make_engine(url)
-    try:
-        snapshots = [fold(s.lead_id, facts_of(s), config_of(s), s.now) for s in SCENARIOS]
-        SqlSink(engine).write_batch(snapshots, DEAD_LETTERS, NOW)
-        if not attribution:  # a store from before the attribution table
-            with engine.begin() as conn:
-                conn.execute(text("DROP TABLE attribution"))
-    finally:
-        engine.dispose()
-
+from leadflow.pipeline.reporting import run_report
+from leadflow.pipeline.reporting.model import ReportQuery
+from leadflow.pipeline.reporting.queries import build_report
+from leadflow.sinks import make_engine
+from tests.support.stores import (
+    expected_stages,
+    fill_store,
+)
 
 # -- an independent reading of the store --------------------------------------------------------
-
-
-def expected_stages(engine: Engine, query: ReportQuery) -> dict[str, int]:
-    """Distinct leads per stage entered, filtered in Python from the raw rows."""
-    leads = {row["lead_id"]: row for row in table_rows(engine, "lead_lifecycle")}
-    start = datetime.combine(query.since, datetime.min.time(), UTC) if query.since else None
-    end = (
-        datetime.combine(query.until + timedelta(days=1), datetime.min.time(), UTC)
-        if query.until
-        else None
-    )
-    entered: dict[str, set[str]] = defaultdict(set)
-    for row in table_rows(engine, "lead_stage_transitions"):
-        lead = leads.get(row["lead_id"], {})
-        moment = (
-            row["entered_at"].replace(tzinfo=UTC)
-            if row["entered_at"].tzinfo is None
-            else row["entered_at"]
-        )
-        if query.source and (lead.get("source") or "unknown") != query.source:
-            continue
-        if query.campaign and (lead.get("campaign_id") or "unknown") != query.campaign:
-            continue
-        if (start and moment < start) or (end and moment >= end):
-            continue
-        entered[row["stage"]].add(row["lead_id"])
-    return {stage: len(ids) for stage, ids in entered.items()}
 
 
 def nonzero(stages: dict[str, int]) -> dict[str, int]:
@@ -196,7 +139,7 @@ def render(url: str, fmt: str, query: ReportQuery) -> str:
     if fmt == "table":
         from rich.console import Console
 
-        from pipeline.report import render_table
+        from leadflow.pipeline.reporting.formats import render_table
 
         engine = make_engine(url)
         try:
@@ -288,7 +231,7 @@ def test_html_is_one_self_contained_file(tmp_path: Path, migrated_url: str) -> N
     out = tmp_path / "funnel.html"
     env = {**os.environ, "LEADFLOW_DATABASE_URL": migrated_url}
     done = subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", "report", "--format", "html", "-o", str(out),
+        [sys.executable, "-m", "leadflow", "report", "--format", "html", "-o", str(out),
          "--by", "campaign"],
         env=env, capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
@@ -308,7 +251,7 @@ def test_bad_dates_are_refused_by_the_command_line(migrated_url: str) -> None:
     env = {**os.environ, "LEADFLOW_DATABASE_URL": migrated_url}
     for args in (["--since", "2026-13-01"], ["--since", "2026-03-02", "--until", "2026-03-01"]):
         done = subprocess.run(
-            [sys.executable, "-m", "pipeline.cli", "report", *args],
+            [sys.executable, "-m", "leadflow", "report", *args],
             env=env, capture_output=True, text=True, timeout=60, check=False,
         )  # fmt: skip
         assert done.returncode != 0

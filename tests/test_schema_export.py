@@ -12,8 +12,9 @@ from typing import Any
 import jsonschema
 import pytest
 
-from schemas.classify import classify
-from schemas.events import EVENT_TYPES, BaseEvent, topic_kind_of
+from leadflow.schemas.classify import classify
+from leadflow.schemas.events import BaseEvent
+from leadflow.schemas.vocabulary import EVENT_TYPES, topic_kind_of
 
 README = Path(__file__).parent.parent / "README.md"
 
@@ -28,7 +29,7 @@ def readme_examples() -> list[dict[str, Any]]:
 def schema_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("schemas")
     done = subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", "schemas", str(out)],
+        [sys.executable, "-m", "leadflow", "schemas", str(out)],
         capture_output=True,
         text=True,
         timeout=60,

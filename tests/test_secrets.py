@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.broker import EmbeddedBroker
-from pipeline.settings import Settings
-from tests.conftest import WorkerFactory
+from leadflow.pipeline.kafka.broker import EmbeddedBroker
+from leadflow.pipeline.settings import Settings
+from tests.support.fixtures import WorkerFactory
 
 CANARY = "canary-Secret-7f3a9c"
 
@@ -51,7 +51,7 @@ def test_sasl_and_ssl_reach_both_kafka_clients(tmp_path: Path) -> None:
 
 def test_the_password_is_used_by_the_engine_and_absent_from_errors() -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", "report"],
+        [sys.executable, "-m", "leadflow", "report"],
         capture_output=True,
         text=True,
         timeout=60,
@@ -65,7 +65,7 @@ def test_the_password_is_used_by_the_engine_and_absent_from_errors() -> None:
     assert done.returncode != 0
     assert CANARY not in done.stdout + done.stderr
     bad = subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", "report"],
+        [sys.executable, "-m", "leadflow", "report"],
         capture_output=True,
         text=True,
         timeout=60,

@@ -10,11 +10,12 @@ from typing import Any
 
 import pytest
 
-from agents.facts import Fact
-from agents.fold import FoldConfig, fold
-from pipeline.simulate import CHANNEL_SHARES, SimMessage, simulate, valid_events
-from schemas.classify import REASONS, Rejection, classify
-from schemas.events import BaseEvent
+from leadflow.agents.facts import Fact
+from leadflow.agents.fold import FoldConfig, fold
+from leadflow.pipeline.publish.simulate import CHANNEL_SHARES, SimMessage, simulate, valid_events
+from leadflow.schemas.classify import Rejection, classify
+from leadflow.schemas.events import BaseEvent
+from leadflow.schemas.vocabulary import REJECTION_REASONS as REASONS
 
 START = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 CONFIG = FoldConfig(24 * 3600.0, frozenset({"not_now", "nurture", "no_budget", "timing"}))

@@ -17,14 +17,12 @@ from typing import Any
 
 import pytest
 
-from agents.fold import LeadSnapshot, fold
-from pipeline.errors import PermanentStoreError, StoreError
-from schemas.classify import DeadLetter, Rejection
-from sinks import SqlSink, make_engine, upgrade
-from sinks.process import ProcessSink
-from sinks.queries import table_rows
-from tests.golden import load_scenarios
-from tests.test_fold_scenarios import config_of, facts_of
+from leadflow.schemas.errors import PermanentStoreError
+from leadflow.schemas.records import LeadSnapshot
+from leadflow.sinks import SqlSink, make_engine, upgrade
+from leadflow.sinks.process import ProcessSink
+from leadflow.sinks.queries import table_rows
+from tests.support.sinks import Recorder, batch
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 TABLES = ("lead_lifecycle", "lead_stage_transitions", "handoff_sla", "funnel_daily", "dead_letters")
@@ -37,12 +35,6 @@ def process_sink(migrated_url: str) -> Iterator[ProcessSink]:
         yield sink
     finally:
         sink.close()
-
-
-def batch() -> tuple[list, list[DeadLetter]]:
-    snapshots = [fold(s.lead_id, facts_of(s), config_of(s), s.now) for s in load_scenarios()]
-    letter = DeadLetter.of(b"{", Rejection("invalid_json", "x"), "marketing-leads", 0, 7, NOW)
-    return snapshots, [letter]
 
 
 def dump(url: str) -> dict[str, list]:
@@ -86,24 +78,6 @@ def test_a_writer_dead_while_idle_is_replaced_before_the_next_batch(
     snapshots, letters = batch()
     assert process_sink.write_batch(snapshots, letters, NOW) > 0
     assert process_sink._process.pid != pid
-
-
-class Recorder:
-    """A write observer that keeps what it was told."""
-
-    def __init__(self) -> None:
-        self.retries: list[str] = []
-        self.commits: list[tuple[int, int]] = []
-        self.failures: list[StoreError] = []
-
-    def retrying(self, error: StoreError, delay: float) -> None:
-        self.retries.append(str(error))
-
-    def written(self, seconds: float, snapshots: int, letters: int) -> None:
-        self.commits.append((snapshots, letters))
-
-    def failed(self, error: StoreError) -> None:
-        self.failures.append(error)
 
 
 def test_a_writer_killed_during_a_write_is_replaced_and_the_batch_written(
@@ -182,7 +156,7 @@ def test_the_writer_dies_with_a_killed_worker(tmp_path: Path) -> None:
     script = (
         "from datetime import UTC, datetime\n"
         "from sinks.process import ProcessSink\n"
-        "from tests.test_sink_process import batch\n"
+        "from tests.support.sinks import batch\n"
         f"sink = ProcessSink({url!r})\n"
         "sink.start()\n"
         "print(sink._process.pid, flush=True)\n"

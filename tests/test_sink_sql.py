@@ -19,15 +19,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine, inspect, text
 
-from agents.facts import TYPE_RANK, Fact
-from agents.fold import FoldConfig, LeadSnapshot, fold
-from pipeline.errors import PermanentStoreError, StoreError
-from schemas.classify import DeadLetter
-from sinks import SqlSink, make_engine, upgrade
-from sinks.engine import WRITE_OPTION
-from sinks.migrate import alembic_config
-from sinks.models import TABLES, Base
-from sinks.queries import (
+from leadflow.agents.facts import Fact
+from leadflow.agents.fold import FoldConfig, fold
+from leadflow.schemas.classify import DeadLetter
+from leadflow.schemas.errors import PermanentStoreError, StoreError
+from leadflow.schemas.records import LeadSnapshot
+from leadflow.schemas.vocabulary import TYPE_RANK
+from leadflow.sinks import SqlSink, make_engine, upgrade
+from leadflow.sinks.engine import WRITE_OPTION
+from leadflow.sinks.migrate import alembic_config
+from leadflow.sinks.models import TABLES, Base
+from leadflow.sinks.queries import (
     funnel_groupby,
     funnel_rows,
     read_lead,
@@ -37,9 +39,15 @@ from sinks.queries import (
     revenue_rows,
     table_rows,
 )
-from sinks.store import AGGREGATE_LOCK_ID
-from tests.golden import Scenario, assert_rows_match, load_scenarios, parse_time
-from tests.test_fold_scenarios import config_of, facts_of
+from leadflow.sinks.store import AGGREGATE_LOCK_ID
+from tests.support.golden import (
+    Scenario,
+    assert_rows_match,
+    config_of,
+    facts_of,
+    load_scenarios,
+    parse_time,
+)
 
 SCENARIOS = load_scenarios()
 BY_NAME = {s.name[:2]: s for s in SCENARIOS}
@@ -478,7 +486,7 @@ def test_engine_settings(store: Store, backend: str) -> None:
 @pytest.mark.postgres
 def test_postgres_connections_detect_a_vanished_peer(pg_schema_url: str) -> None:
     """A write to a host that vanished without a reset fails in bounded time, then retries."""
-    from sinks.engine import make_engine
+    from leadflow.sinks.engine import make_engine
 
     for url, idle in ((pg_schema_url, "30"), (f"{pg_schema_url}&keepalives_idle=5", "5")):
         engine = make_engine(url)

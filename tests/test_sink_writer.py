@@ -7,11 +7,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-from agents.fold import LeadSnapshot
-from pipeline.errors import PermanentStoreError, StoreError
-from schemas.classify import DeadLetter, Rejection
-from sinks.writer import Backoff, OrderedSink, ThreadWriter
-from tests.test_sink_process import Recorder
+from leadflow.schemas.classify import DeadLetter, Rejection
+from leadflow.schemas.errors import PermanentStoreError, StoreError
+from leadflow.schemas.records import LeadSnapshot
+from leadflow.sinks.writer import Backoff, OrderedSink, ThreadWriter
+from tests.support.sinks import Recorder
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 

@@ -11,14 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.broker import free_port
-from sinks import upgrade
+from leadflow.pipeline.kafka.broker import free_port
+from leadflow.sinks import upgrade
 
 
 def run(args: list[str], timeout: float = 60, **env: str) -> subprocess.CompletedProcess[str]:
     variables = {k: v for k, v in os.environ.items() if not k.startswith("LEADFLOW_")}
     return subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", *args],
+        [sys.executable, "-m", "leadflow", *args],
         env={**variables, **env},
         capture_output=True,
         text=True,

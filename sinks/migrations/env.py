@@ -5,8 +5,8 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Connection
 
-from sinks.engine import make_engine
-from sinks.models import Base
+from leadflow.sinks.engine import make_engine
+from leadflow.sinks.models import Base
 
 config = context.config
 target_metadata = Base.metadata

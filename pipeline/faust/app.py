@@ -18,23 +18,25 @@ from prometheus_client import generate_latest
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from agents.batch import Limits
-from agents.fold import FoldConfig
-from agents.processor import LeadProcessor
-from agents.stream import Handler, run_batches
-from pipeline import faust_drain, record_batches
-from pipeline.faust_tuning import (
+from leadflow.agents.batch import Limits
+from leadflow.agents.fold import FoldConfig
+from leadflow.agents.metrics import Metrics
+from leadflow.agents.ports import Record
+from leadflow.agents.processor import LeadProcessor
+from leadflow.agents.stream import Handler, run_batches
+from leadflow.pipeline.faust import record_batches
+from leadflow.pipeline.faust.lanes import Lanes
+from leadflow.pipeline.faust.patches import drain as faust_drain
+from leadflow.pipeline.faust.patches.tuning import (
     cap_fetch_wait,
     correct_highwaters,
     seek_uncommitted_to_beginning,
 )
-from pipeline.goals import GoalProgress, goal_progress
-from pipeline.lanes import Lanes
-from pipeline.metrics import Metrics
-from pipeline.record_batches import Record
-from pipeline.settings import Settings
-from pipeline.topics import STATE_TABLE, TopicNames, true_end_offsets
-from sinks.store import Sink
+from leadflow.pipeline.kafka.topics import true_end_offsets
+from leadflow.pipeline.settings import Settings
+from leadflow.schemas.records import STATE_TABLE, TopicNames
+from leadflow.sinks.goals import GoalProgress, goal_progress
+from leadflow.sinks.store import Sink
 
 log = logging.getLogger("leadflow")
 # aiohttp refuses a charset inside content_type; the exposition format is UTF-8 anyway.
@@ -109,7 +111,7 @@ def create_app(
     store: Engine | None = None,
 ) -> LeadflowApp:
     """Build the pipeline's Faust app; ``partition_counts`` come from ``ensure_topics``."""
-    names = TopicNames.of(settings)
+    names = settings.topic_names()
     metrics = metrics or Metrics.create()
     state = WorkerState()
     cap_fetch_wait(settings.fetch_max_wait_ms)
@@ -209,7 +211,7 @@ def create_app(
     )
 
     if store is not None:
-        from pipeline.dashboard import register_pages
+        from leadflow.pipeline.dashboard.server import register_pages
 
         register_pages(app, store)
 

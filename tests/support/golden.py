@@ -9,6 +9,11 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from leadflow.agents.facts import Fact
+from leadflow.agents.fold import FoldConfig
+from leadflow.schemas.classify import classify
+from leadflow.schemas.events import BaseEvent
+
 SCENARIO_DIR = Path(__file__).parent / "scenarios"
 TIME_FIELDS = {
     "lead_at",
@@ -82,3 +87,21 @@ def assert_rows_match(actual: dict[str, Any], expected: dict[str, Any], where: s
     got, want = normalize(actual), normalize(expected)
     mismatches = {k: (got.get(k), v) for k, v in want.items() if got.get(k) != v}
     assert not mismatches, f"{where}: field (actual, expected): {mismatches}"
+
+
+def facts_of(scenario: Scenario) -> list[Fact]:
+    facts = []
+    for message in scenario.published:
+        import json
+
+        event = classify(json.dumps(message["value"]).encode(), message["topic"], scenario.now)
+        assert isinstance(event, BaseEvent), event
+        facts.append(Fact.from_event(event))
+    return facts
+
+
+def config_of(scenario: Scenario) -> FoldConfig:
+    return FoldConfig(
+        sla_seconds=scenario.config["sla_hours"] * 3600.0,
+        recycle_reasons=frozenset(scenario.config["recycle_reasons"]),
+    )

@@ -11,7 +11,7 @@ import time
 from types import FrameType, TracebackType
 from typing import IO
 
-from pipeline.errors import BrokerError
+from leadflow.schemas.errors import BrokerError
 
 
 def resolve_tansu_bin(explicit: str | None) -> str:

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from itertools import accumulate
 from typing import Any
 
-from schemas.events import topic_kind_of
+from leadflow.schemas.vocabulary import DEFAULT_RECYCLE_REASONS, topic_kind_of
 
 KEY_MODES = ("lead_id", "none", "random")
 
@@ -63,7 +63,7 @@ SPAN_DAYS = 365
 _REACH_OPPORTUNITY = sum(CONTACT_SHARES) * DECISION_SHARES[0] * OPPORTUNITY_SHARE
 WIN_CALIBRATION = 1.1  # offsets leads still in flight at `start` and never-assigned leads
 
-RECYCLE_REASONS = ("not_now", "nurture", "no_budget", "timing")
+RECYCLE_REASONS = DEFAULT_RECYCLE_REASONS
 DISQUALIFY_REASONS = ("bad_fit", "no_fit", "duplicate", "spam", "student")
 LOST_REASONS = ("price", "competitor", "no_decision", "timing", "product_fit", None)
 COUNTRY_CURRENCY = (

@@ -6,9 +6,9 @@ from collections.abc import Iterable
 from types import TracebackType
 from typing import Any
 
-from pipeline.errors import BrokerError
-from pipeline.settings import Settings
-from pipeline.topics import TopicNames, kafka_client
+from leadflow.pipeline.kafka.topics import kafka_client
+from leadflow.pipeline.settings import Settings
+from leadflow.schemas.errors import BrokerError
 
 
 class Publisher:
@@ -17,7 +17,7 @@ class Publisher:
     def __init__(self, settings: Settings, *, linger_ms: int = 5) -> None:
         from kafka import KafkaProducer
 
-        self.names = TopicNames.of(settings)
+        self.names = settings.topic_names()
         self._producer: Any = kafka_client(
             KafkaProducer,
             settings,

@@ -9,8 +9,8 @@ from decimal import Decimal, InvalidOperation
 
 from sqlalchemy import Connection, Engine, Table, inspect, select, text
 
-from pipeline.errors import LeadflowError
-from sinks.models import SharedGoal
+from leadflow.schemas.errors import LeadflowError
+from leadflow.sinks.models import SharedGoal
 
 GOAL_METRICS = ("won_revenue", "won_deals", "mqls", "sql")
 _PERIOD = re.compile(r"^(\d{4})(?:-Q([1-4])|-(0[1-9]|1[0-2]))?$")

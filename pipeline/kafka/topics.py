@@ -5,51 +5,13 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from pipeline.errors import BrokerError
-from pipeline.settings import Settings
-from schemas.events import topic_kind_of
+from leadflow.pipeline.settings import Settings
+from leadflow.schemas.errors import BrokerError
 
 log = logging.getLogger(__name__)
-STATE_TABLE = "leads"
 T = TypeVar("T")
-
-
-@dataclass(frozen=True, slots=True)
-class TopicNames:
-    """Every topic one pipeline (one ``LEADFLOW_APP_ID``) reads or writes."""
-
-    marketing: str
-    sales: str
-    lifecycle: str
-    dead_letters: str
-    rekeyed: str  # internal: events whose key or partition did not match the lead's partition
-    changelog: str  # internal: the Faust table of per-lead state
-
-    @classmethod
-    def of(cls, settings: Settings) -> TopicNames:
-        return cls(
-            marketing=settings.topic_marketing,
-            sales=settings.topic_sales,
-            lifecycle=settings.topic_lifecycle,
-            dead_letters=settings.topic_dead_letters,
-            rekeyed=f"{settings.app_id}-events-by-lead",
-            changelog=f"{settings.app_id}-{STATE_TABLE}-changelog",
-        )
-
-    @property
-    def inputs(self) -> tuple[str, str]:
-        return (self.marketing, self.sales)
-
-    def topic_of(self, event_type: str) -> str:
-        """The input topic an (accepted) event of this type came from."""
-        return self.marketing if topic_kind_of(event_type) == "marketing" else self.sales
-
-    def kind_of(self, topic: str) -> str:
-        """``marketing`` or ``sales`` for an input topic name."""
-        return "marketing" if topic == self.marketing else "sales"
 
 
 def kafka_client(factory: Callable[..., T], settings: Settings, **options: Any) -> T:
@@ -79,7 +41,7 @@ def ensure_topics(settings: Settings, timeout: float = 20.0) -> dict[str, int]:
     from kafka.admin import KafkaAdminClient, NewTopic
     from kafka.errors import KafkaError, TopicAlreadyExistsError
 
-    names = TopicNames.of(settings)
+    names = settings.topic_names()
     wanted = [names.marketing, names.sales, names.lifecycle, names.dead_letters, names.rekeyed]
     admin = kafka_client(
         KafkaAdminClient,

@@ -10,8 +10,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from schemas.classify import Rejection, classify
-from schemas.events import EVENT_TYPES, TOPIC_KINDS, topic_kind_of
+from leadflow.schemas.classify import Rejection, classify
+from leadflow.schemas.vocabulary import EVENT_TYPES, TOPIC_KINDS, topic_kind_of
 
 _BOM = b"\xef\xbb\xbf"
 

@@ -21,14 +21,21 @@ from typing import Any
 
 from sqlalchemy import Engine, text
 
-from agents.facts import Fact
-from agents.fold import FoldConfig, LeadSnapshot, fold
-from pipeline.demo import WorkerProcess
-from schemas.classify import classify
-from schemas.events import BaseEvent
-from sinks import make_engine
-from sinks.aggregates import UNKNOWN
-from sinks.queries import funnel_groupby, funnel_rows, revenue_groupby, revenue_rows, table_rows
+from leadflow.agents.facts import Fact
+from leadflow.agents.fold import FoldConfig, fold
+from leadflow.pipeline.demo import WorkerProcess
+from leadflow.schemas.classify import classify
+from leadflow.schemas.events import BaseEvent
+from leadflow.schemas.records import LeadSnapshot
+from leadflow.sinks import make_engine
+from leadflow.sinks.aggregates import UNKNOWN
+from leadflow.sinks.queries import (
+    funnel_groupby,
+    funnel_rows,
+    revenue_groupby,
+    revenue_rows,
+    table_rows,
+)
 
 CONFIG = FoldConfig(24 * 3600.0, frozenset({"not_now", "nurture", "no_budget", "timing"}))
 

@@ -12,12 +12,12 @@ from typing import TextIO
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from pipeline.errors import LeadflowError
-from pipeline.jsonl import Outgoing, Refusal, iter_jsonl
-from pipeline.producer import Publisher
-from pipeline.settings import Settings
-from pipeline.simulate import SimMessage, simulate
-from pipeline.topics import ensure_topics
+from leadflow.pipeline.kafka.producer import Publisher
+from leadflow.pipeline.kafka.topics import ensure_topics
+from leadflow.pipeline.publish.jsonl import Outgoing, Refusal, iter_jsonl
+from leadflow.pipeline.publish.simulate import SimMessage, simulate
+from leadflow.pipeline.settings import Settings
+from leadflow.schemas.errors import LeadflowError
 
 
 @dataclass(frozen=True, slots=True)

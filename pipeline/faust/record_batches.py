@@ -15,9 +15,8 @@ from typing import Any
 
 from aiokafka.producer.message_accumulator import BatchBuilder
 
-# (partition, key, value): the caller partitions (the lead's partition for the state table,
-# Kafka's default partitioner on the lead id for the lifecycle topic).
-Record = tuple[int, bytes | None, bytes]
+from leadflow.agents.ports import Record
+
 # Kafka's default limit for one record batch is 1 MiB (message.max.bytes); a record larger
 # than this still goes, alone in its batch.
 MAX_BATCH_BYTES = 512 * 1024

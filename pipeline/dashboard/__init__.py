@@ -1,0 +1,1 @@
+"""The dashboard: pages over the shared report, and the server that serves them."""

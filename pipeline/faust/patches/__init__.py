@@ -1,0 +1,1 @@
+"""Replacements of faust-streaming and aiokafka internals, each pinned to the version it fits."""

@@ -1,0 +1,1 @@
+"""Kafka plumbing: topic names and creation, producers, the embedded broker."""

@@ -1,0 +1,1 @@
+"""Publishing events: JSON Lines files and simulated traffic."""

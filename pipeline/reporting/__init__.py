@@ -1,0 +1,31 @@
+"""The shared report: the model, reading it from the store, and its formats."""
+
+from __future__ import annotations
+
+from typing import TextIO
+
+from rich.console import Console
+
+from leadflow.pipeline.reporting.formats import render_table, to_csv, to_json
+from leadflow.pipeline.reporting.html import render_report_html
+from leadflow.pipeline.reporting.model import FORMATS, ReportQuery
+from leadflow.pipeline.reporting.queries import build_report, open_engine
+
+
+def run_report(database_url: str, fmt: str, out: TextIO, query: ReportQuery | None = None) -> int:
+    """``leadflow report``: read the store at ``database_url`` and write ``fmt`` to ``out``."""
+    query = query or ReportQuery(details=True)
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown report format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    engine = open_engine(database_url)
+    try:
+        report = build_report(engine, query)
+    finally:
+        engine.dispose()
+    if fmt == "table":
+        render_table(report, Console(file=out))
+    elif fmt == "html":
+        out.write(render_report_html(report))
+    else:
+        out.write(to_json(report) if fmt == "json" else to_csv(report))
+    return 0
