@@ -31,9 +31,8 @@ from fractions import Fraction
 from typing import Any
 
 from leadflow.agents.facts import Fact
-from leadflow.schemas.vocabulary import TYPE_RANK
+from leadflow.schemas.vocabulary import ATTRIBUTION_MODELS, TYPE_RANK
 
-MODELS = ("first_touch", "last_touch", "linear", "w_shaped")
 TOUCH_RANKS = frozenset({TYPE_RANK["lead.created"], TYPE_RANK["lead.touch"], TYPE_RANK["lead.mql"]})
 PLACES = 6
 QUANTUM = Decimal(1).scaleb(-PLACES)
@@ -57,7 +56,7 @@ def model_shares(facts: Sequence[Fact], touches: Sequence[Fact]) -> dict[str, li
     """Exact credit of each position of ``touches``, per model (each list sums to 1)."""
     n = len(touches)
     if n == 0:
-        return {model: [] for model in MODELS}
+        return {model: [] for model in ATTRIBUTION_MODELS}
     first = [Fraction(0)] * n
     first[0] = Fraction(1)
     last = [Fraction(0)] * n
@@ -108,8 +107,8 @@ def rounded(shares: Sequence[Fraction]) -> list[Decimal]:
 def attribution_rows(lead_id: str, facts: Sequence[Fact], won: bool) -> list[dict[str, Any]]:
     """Rows {lead_id, campaign_id, model, credit (Decimal, 6 places), touch_count} of a won lead.
 
-    One row per (campaign, model), models in MODELS order then campaigns sorted; no rows when
-    the lead is not won or has no campaign touch.
+    One row per (campaign, model), models in ATTRIBUTION_MODELS order then campaigns sorted;
+    no rows when the lead is not won or has no campaign touch.
     """
     if not won:
         return []
@@ -120,7 +119,7 @@ def attribution_rows(lead_id: str, facts: Sequence[Fact], won: bool) -> list[dic
     campaigns = sorted({t.campaign_id for t in touches if t.campaign_id})
     counts = {c: sum(1 for t in touches if t.campaign_id == c) for c in campaigns}
     rows: list[dict[str, Any]] = []
-    for model in MODELS:
+    for model in ATTRIBUTION_MODELS:
         per_campaign = dict.fromkeys(campaigns, Fraction(0))
         for touch, share in zip(touches, shares[model], strict=True):
             per_campaign[str(touch.campaign_id)] += share

@@ -24,13 +24,14 @@ from leadflow.agents.codec import (
 )
 from leadflow.agents.facts import Fact, to_micros
 from leadflow.agents.fold import FoldConfig
-from leadflow.agents.metrics import STAGE_LABELS, Metrics
+from leadflow.agents.metrics import Metrics
 from leadflow.agents.owned import OwnedLeads
 from leadflow.agents.partitioning import key_hash, partition_of
 from leadflow.agents.ports import Record, Send, SendMany
 from leadflow.schemas.classify import DeadLetter, Rejection, classify
 from leadflow.schemas.errors import StoreError
 from leadflow.schemas.records import TopicNames
+from leadflow.schemas.vocabulary import STAGE_LABELS
 from leadflow.sinks.store import Sink
 from leadflow.sinks.writer import OrderedSink, ThreadWriter
 

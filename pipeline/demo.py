@@ -114,10 +114,6 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def _worker_loglevel() -> str:
-    return os.environ.get("LEADFLOW_WORKER_LOGLEVEL", "warning")
-
-
 def _free_or(host: str, port: int) -> int:
     return free_port(host) if port_answers(host, port) else port
 

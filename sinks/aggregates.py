@@ -22,21 +22,18 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.elements import ColumnElement
 
-from leadflow.sinks.models import FunnelDaily, LeadLifecycle, LeadStageTransition, RevenueDaily
+from leadflow.schemas.vocabulary import UNKNOWN
+from leadflow.sinks.models import (
+    FUNNEL,
+    REVENUE,
+)
 
-UNKNOWN = "unknown"
-# Literals, not bound parameters: PostgreSQL must see GROUP BY expressions equal to the SELECT's.
-_UNKNOWN_SQL: ColumnElement[str] = literal_column("'unknown'")
+# A literal, not a bound parameter: PostgreSQL must see GROUP BY expressions equal to the SELECT's.
 _UTC_SQL: ColumnElement[str] = literal_column("'UTC'")
 
 FunnelKey = tuple[date, str, str, str]  # day, source, campaign_id, stage
 RevenueKey = tuple[date, str, str, str]  # day, source, campaign_id, currency
 Key = tuple[date, str, str, str]
-
-_t = LeadStageTransition.__table__
-_l = LeadLifecycle.__table__
-_funnel: Table = FunnelDaily.__table__  # type: ignore[assignment]
-_revenue: Table = RevenueDaily.__table__  # type: ignore[assignment]
 
 
 def upsert(conn: Connection, table: Table) -> Any:
@@ -80,7 +77,7 @@ def apply_funnel_delta(conn: Connection, delta: Counter[FunnelKey]) -> None:
     """
     _apply(
         conn,
-        _funnel,
+        FUNNEL,
         ("day", "source", "campaign_id", "stage"),
         {key: {"leads": n} for key, n in delta.items() if n},
         "leads",
@@ -94,7 +91,7 @@ def apply_revenue_delta(conn: Connection, delta: dict[RevenueKey, tuple[int, Dec
         for key, (deals, amount) in delta.items()
         if deals or amount
     }
-    _apply(conn, _revenue, ("day", "source", "campaign_id", "currency"), changes, "won_deals")
+    _apply(conn, REVENUE, ("day", "source", "campaign_id", "currency"), changes, "won_deals")
 
 
 def _apply(

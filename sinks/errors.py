@@ -20,7 +20,7 @@ _RETRYABLE = (
 
 def translate(error: exc.SQLAlchemyError, action: str) -> StoreError:
     """The leadflow error for a failed ``action`` (e.g. "writing a batch"), one sentence."""
-    detail = _first_line(error)
+    detail = first_line(error)
     if isinstance(error, _PERMANENT) or any(m in detail for m in _SQLITE_SCHEMA_MESSAGES):
         return PermanentStoreError(
             f"{action} failed and retrying cannot fix it (is the schema migrated?): {detail}"
@@ -33,7 +33,8 @@ def translate(error: exc.SQLAlchemyError, action: str) -> StoreError:
     return PermanentStoreError(f"{action} failed: {detail}")
 
 
-def _first_line(error: exc.SQLAlchemyError) -> str:
+def first_line(error: exc.SQLAlchemyError) -> str:
+    """The database's own first line about ``error``, without its final full stop."""
     origin = getattr(error, "orig", None) or error
     lines = str(origin).strip().splitlines()
     return (lines[0] if lines else type(origin).__name__).rstrip(".")

@@ -7,14 +7,13 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 
-from sqlalchemy import Connection, Engine, Table, inspect, select, text
+from sqlalchemy import Connection, Engine, inspect, select, text
 
 from leadflow.schemas.errors import LeadflowError
-from leadflow.sinks.models import SharedGoal
+from leadflow.sinks.models import GOALS
 
 GOAL_METRICS = ("won_revenue", "won_deals", "mqls", "sql")
 _PERIOD = re.compile(r"^(\d{4})(?:-Q([1-4])|-(0[1-9]|1[0-2]))?$")
-_goals: Table = SharedGoal.__table__  # type: ignore[assignment]
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,14 +77,14 @@ def set_goal(engine: Engine, goal: Goal) -> None:
     """Insert or replace the goal of (period, metric, currency)."""
     with engine.begin() as conn:
         conn.execute(
-            _goals.delete().where(
-                _goals.c.period == goal.period,
-                _goals.c.metric == goal.metric,
-                _goals.c.currency == goal.currency,
+            GOALS.delete().where(
+                GOALS.c.period == goal.period,
+                GOALS.c.metric == goal.metric,
+                GOALS.c.currency == goal.currency,
             )
         )
         conn.execute(
-            _goals.insert().values(
+            GOALS.insert().values(
                 period=goal.period,
                 metric=goal.metric,
                 currency=goal.currency,
@@ -98,8 +97,8 @@ def set_goal(engine: Engine, goal: Goal) -> None:
 def read_goals(conn: Connection) -> list[Goal]:
     if not inspect(conn).has_table("shared_goals"):
         return []
-    query = select(_goals.c.period, _goals.c.metric, _goals.c.currency, _goals.c.target)
-    rows = conn.execute(query.order_by(_goals.c.period, _goals.c.metric, _goals.c.currency))
+    query = select(GOALS.c.period, GOALS.c.metric, GOALS.c.currency, GOALS.c.target)
+    rows = conn.execute(query.order_by(GOALS.c.period, GOALS.c.metric, GOALS.c.currency))
     return [Goal(p, m, c, Decimal(t)) for p, m, c, t in rows]
 
 

@@ -6,7 +6,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, ClassVar
 
-from sqlalchemy import BigInteger, Float, Index, Numeric, String, Text
+from sqlalchemy import BigInteger, Float, Index, Numeric, String, Table, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from leadflow.sinks.types import UTCDateTime
@@ -168,3 +168,14 @@ class SharedGoal(Base):
 
 
 TABLES = {table.name: table for table in Base.metadata.sorted_tables}
+
+# The table handle of each model: every module takes its handles from here.
+LIFECYCLE: Table = LeadLifecycle.__table__  # type: ignore[assignment]
+TRANSITIONS: Table = LeadStageTransition.__table__  # type: ignore[assignment]
+SLA: Table = HandoffSla.__table__  # type: ignore[assignment]
+FUNNEL: Table = FunnelDaily.__table__  # type: ignore[assignment]
+REVENUE: Table = RevenueDaily.__table__  # type: ignore[assignment]
+DEAD_LETTERS: Table = DeadLetterRow.__table__  # type: ignore[assignment]
+CONTACTS: Table = LeadContact.__table__  # type: ignore[assignment]
+ATTRIBUTION: Table = Attribution.__table__  # type: ignore[assignment]
+GOALS: Table = SharedGoal.__table__  # type: ignore[assignment]

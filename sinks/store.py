@@ -9,7 +9,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, Engine, Table, delete, select, text
+from sqlalchemy import Connection, Engine, delete, select, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from leadflow.schemas.classify import DeadLetter
@@ -26,25 +26,18 @@ from leadflow.sinks.aggregates import (
 from leadflow.sinks.engine import WRITE_OPTION
 from leadflow.sinks.errors import translate
 from leadflow.sinks.models import (
-    Attribution,
-    DeadLetterRow,
-    HandoffSla,
-    LeadContact,
-    LeadLifecycle,
-    LeadStageTransition,
+    ATTRIBUTION,
+    CONTACTS,
+    DEAD_LETTERS,
+    LIFECYCLE,
+    SLA,
+    TRANSITIONS,
 )
 from leadflow.sinks.rows import delete_rows, insert_rows
 
 # Any constant shared by every leadflow writer of one database; "leadflow" in ASCII.
 AGGREGATE_LOCK_ID = 0x6C656164666C6F77
 ID_CHUNK = 500
-
-_lifecycle: Table = LeadLifecycle.__table__  # type: ignore[assignment]
-_transitions: Table = LeadStageTransition.__table__  # type: ignore[assignment]
-_sla: Table = HandoffSla.__table__  # type: ignore[assignment]
-_dead: Table = DeadLetterRow.__table__  # type: ignore[assignment]
-_contacts: Table = LeadContact.__table__  # type: ignore[assignment]
-_attribution: Table = Attribution.__table__  # type: ignore[assignment]
 
 
 class Sink(Protocol):
@@ -138,7 +131,7 @@ def _write_snapshots(conn: Connection, snapshots: Sequence[LeadSnapshot], now: d
 
 
 def _read_old_lifecycles(conn: Connection, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
-    c = _lifecycle.c
+    c = LIFECYCLE.c
     columns = (
         c.lead_id,
         c.version,
@@ -168,7 +161,7 @@ def _old_contributions(
     funnel: Counter[FunnelKey] = Counter()
     revenue: dict[RevenueKey, tuple[int, Decimal]] = {}
     stored: dict[str, set[Transition]] = {lead_id: set() for lead_id in existing}
-    c = _transitions.c
+    c = TRANSITIONS.c
     for chunk in _chunks(existing):
         query = select(c.lead_id, c.cycle_no, c.stage, c.entered_at, c.inferred).where(
             c.lead_id.in_(chunk)
@@ -222,17 +215,17 @@ def _replace_lead_rows(
         }
         gone += [(snap.lead_id, c, stage) for c, stage, _, _ in before - after.keys()]
         added += [row for key, row in after.items() if key not in before]
-    delete_rows(conn, _transitions, ("lead_id", "cycle_no", "stage"), gone)
-    insert_rows(conn, _transitions, added)
+    delete_rows(conn, TRANSITIONS, ("lead_id", "cycle_no", "stage"), gone)
+    insert_rows(conn, TRANSITIONS, added)
     sla_written = _replace_sla(conn, fresh)
     won_before = [lead for lead, row in old.items() if row["stage"] == "won"]
     credits = [row for snap in fresh for row in snap.attribution]
     attributed = sorted({*won_before, *(row["lead_id"] for row in credits)})
     for chunk in _chunks(attributed):
-        conn.execute(delete(_attribution).where(_attribution.c.lead_id.in_(chunk)))
-    insert_rows(conn, _attribution, credits)
+        conn.execute(delete(ATTRIBUTION).where(ATTRIBUTION.c.lead_id.in_(chunk)))
+    insert_rows(conn, ATTRIBUTION, credits)
     contacts = [{**snap.contact, "updated_at": now} for snap in fresh if snap.contact]
-    insert_rows(conn, _contacts, contacts, upsert_key=("lead_id",))
+    insert_rows(conn, CONTACTS, contacts, upsert_key=("lead_id",))
     return len(rows) + len(gone) + len(added) + sla_written + len(contacts)
 
 
@@ -255,7 +248,7 @@ def _write_lifecycles(
     for part, unchanged in ((same, _INDEXED), (moved, ())):
         insert_rows(
             conn,
-            _lifecycle,
+            LIFECYCLE,
             part,
             upsert_key=("lead_id",),
             only_if_newer="version",
@@ -264,7 +257,7 @@ def _write_lifecycles(
 
 
 def _replace_sla(conn: Connection, fresh: Sequence[LeadSnapshot]) -> int:
-    c = _sla.c
+    c = SLA.c
     stored: dict[tuple[str, int], tuple[Any, ...]] = {}
     for chunk in _chunks([snap.lead_id for snap in fresh]):
         query = select(c.lead_id, c.cycle_no, *(c[name] for name in _SLA_COLUMNS))
@@ -279,16 +272,16 @@ def _replace_sla(conn: Connection, fresh: Sequence[LeadSnapshot]) -> int:
             if stored.get(key) != tuple(row[name] for name in _SLA_COLUMNS):
                 changed.append(row)
     gone = [key for key in stored if key not in keep]
-    delete_rows(conn, _sla, ("lead_id", "cycle_no"), gone)
-    insert_rows(conn, _sla, changed, upsert_key=("lead_id", "cycle_no"))
+    delete_rows(conn, SLA, ("lead_id", "cycle_no"), gone)
+    insert_rows(conn, SLA, changed, upsert_key=("lead_id", "cycle_no"))
     return len(changed) + len(gone)
 
 
 def _write_dead_letters(conn: Connection, dead_letters: Sequence[DeadLetter]) -> int:
     if not dead_letters:
         return 0
-    stmt = upsert(conn, _dead).on_conflict_do_nothing(
-        index_elements=[_dead.c.topic, _dead.c.partition, _dead.c.offset]
+    stmt = upsert(conn, DEAD_LETTERS).on_conflict_do_nothing(
+        index_elements=[DEAD_LETTERS.c.topic, DEAD_LETTERS.c.partition, DEAD_LETTERS.c.offset]
     )
-    result = conn.execute(stmt.returning(_dead.c.topic), [asdict(d) for d in dead_letters])
+    result = conn.execute(stmt.returning(DEAD_LETTERS.c.topic), [asdict(d) for d in dead_letters])
     return len(result.all())

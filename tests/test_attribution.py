@@ -11,9 +11,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from leadflow.agents.attribution import MODELS, attribution_rows
+from leadflow.agents.attribution import attribution_rows
 from leadflow.agents.facts import Fact
 from leadflow.agents.fold import fold
+from leadflow.schemas.vocabulary import ATTRIBUTION_MODELS as MODELS
 from leadflow.schemas.vocabulary import TYPE_RANK
 from tests.support.golden import Scenario, config_of, facts_of, load_scenarios
 

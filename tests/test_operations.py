@@ -18,9 +18,9 @@ import pytest
 
 from leadflow.pipeline.kafka.broker import EmbeddedBroker, free_port
 from leadflow.sinks import make_engine
-from leadflow.sinks.queries import read_lead, read_sla
 from tests.support.fixtures import WorkerFactory, unavailable
 from tests.support.golden import load_scenarios
+from tests.support.queries import read_lead, read_sla
 from tests.support.traffic import BAD, publish, scenario_messages
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]

@@ -19,15 +19,15 @@ from leadflow.pipeline.publish.simulate import SimMessage, simulate
 from leadflow.schemas.classify import classify
 from leadflow.schemas.events import BaseEvent
 from leadflow.sinks import make_engine
-from leadflow.sinks.queries import (
+from tests.support.fixtures import WorkerFactory
+from tests.support.golden import assert_rows_match, load_scenarios
+from tests.support.queries import (
     funnel_groupby,
     funnel_rows,
     revenue_groupby,
     revenue_rows,
     table_rows,
 )
-from tests.support.fixtures import WorkerFactory
-from tests.support.golden import assert_rows_match, load_scenarios
 from tests.support.traffic import BAD, SCENARIO_MESSAGES, publish, scenario_messages
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]

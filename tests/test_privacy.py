@@ -15,8 +15,8 @@ from sqlalchemy.pool import NullPool
 
 from leadflow.agents.fold import fold
 from leadflow.sinks import SqlSink, make_engine, upgrade
-from leadflow.sinks.queries import table_rows
 from tests.support.golden import config_of, facts_of, load_scenarios
+from tests.support.queries import table_rows
 
 SCENARIOS = load_scenarios()
 NOW = datetime(2026, 6, 1, tzinfo=UTC)

@@ -18,7 +18,6 @@ from leadflow.pipeline.kafka.broker import EmbeddedBroker
 from leadflow.schemas.classify import classify
 from leadflow.schemas.events import BaseEvent
 from leadflow.sinks import make_engine
-from leadflow.sinks.queries import table_rows
 from tests.support.faults import (
     CONFIG,
     TOPIC_OF,
@@ -30,6 +29,7 @@ from tests.support.faults import (
     wait_store,
 )
 from tests.support.fixtures import WorkerFactory
+from tests.support.queries import table_rows
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 

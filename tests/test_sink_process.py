@@ -21,7 +21,7 @@ from leadflow.schemas.errors import PermanentStoreError
 from leadflow.schemas.records import LeadSnapshot
 from leadflow.sinks import SqlSink, make_engine, upgrade
 from leadflow.sinks.process import ProcessSink
-from leadflow.sinks.queries import table_rows
+from tests.support.queries import table_rows
 from tests.support.sinks import Recorder, batch
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)

@@ -29,16 +29,6 @@ from leadflow.sinks import SqlSink, make_engine, upgrade
 from leadflow.sinks.engine import WRITE_OPTION
 from leadflow.sinks.migrate import alembic_config
 from leadflow.sinks.models import TABLES, Base
-from leadflow.sinks.queries import (
-    funnel_groupby,
-    funnel_rows,
-    read_lead,
-    read_sla,
-    read_transitions,
-    revenue_groupby,
-    revenue_rows,
-    table_rows,
-)
 from leadflow.sinks.store import AGGREGATE_LOCK_ID
 from tests.support.golden import (
     Scenario,
@@ -47,6 +37,16 @@ from tests.support.golden import (
     facts_of,
     load_scenarios,
     parse_time,
+)
+from tests.support.queries import (
+    funnel_groupby,
+    funnel_rows,
+    read_lead,
+    read_sla,
+    read_transitions,
+    revenue_groupby,
+    revenue_rows,
+    table_rows,
 )
 
 SCENARIOS = load_scenarios()

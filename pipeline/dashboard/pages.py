@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, inspect, select
+from sqlalchemy import Connection, Engine, inspect, select
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from leadflow.pipeline.reporting.html import (
@@ -22,31 +22,19 @@ from leadflow.pipeline.reporting.html import (
     jinja_environment,
     page_model,
 )
-from leadflow.pipeline.reporting.model import (
-    ATTRIBUTION_MODELS,
-    DIMENSIONS,
-    UNKNOWN,
-    Report,
-    ReportQuery,
-)
+from leadflow.pipeline.reporting.model import DIMENSIONS, Report, ReportQuery
 from leadflow.pipeline.reporting.queries import build_report
 from leadflow.schemas.errors import LeadflowError, StoreError
-from leadflow.schemas.vocabulary import STAGES
-from leadflow.sinks.models import Attribution, HandoffSla, LeadLifecycle, LeadStageTransition
+from leadflow.schemas.vocabulary import ATTRIBUTION_MODELS, STAGES, UNKNOWN
+from leadflow.sinks.errors import first_line
+from leadflow.sinks.models import (
+    ATTRIBUTION,
+    LIFECYCLE,
+    SLA,
+    TRANSITIONS,
+)
 
 CHOICES_LIMIT = 500
-
-
-_lifecycle = LeadLifecycle.__table__
-
-
-_transitions = LeadStageTransition.__table__
-
-
-_sla = HandoffSla.__table__
-
-
-_attribution: Table = Attribution.__table__  # type: ignore[assignment]
 
 
 @dataclass(frozen=True)
@@ -113,13 +101,13 @@ def load_dashboard(engine: Engine, params: Mapping[str, str]) -> DashboardData:
             choices = _choices(conn)
             lead = _read_lead(conn, lead_id) if lead_id else None
     except DBAPIError as error:
-        raise StoreError(f"Cannot read the store ({str(error.orig or error)[:200]}).") from error
+        raise StoreError(f"Cannot read the store ({first_line(error)[:200]}).") from error
     return DashboardData(report, choices, lead_id, lead, errors)
 
 
 def _choices(conn: Connection) -> dict[str, list[str]]:
     out = {}
-    for name, col in (("sources", _lifecycle.c.source), ("campaigns", _lifecycle.c.campaign_id)):
+    for name, col in (("sources", LIFECYCLE.c.source), ("campaigns", LIFECYCLE.c.campaign_id)):
         query = select(col).distinct().where(col.is_not(None)).order_by(col).limit(CHOICES_LIMIT)
         out[name] = [str(v) for v in conn.execute(query).scalars()]
         out[name].append(UNKNOWN)
@@ -127,20 +115,20 @@ def _choices(conn: Connection) -> dict[str, list[str]]:
 
 
 def _read_lead(conn: Connection, lead_id: str) -> LeadView | None:
-    row = conn.execute(select(_lifecycle).where(_lifecycle.c.lead_id == lead_id)).mappings().first()
+    row = conn.execute(select(LIFECYCLE).where(LIFECYCLE.c.lead_id == lead_id)).mappings().first()
     if row is None:
         return None
-    t = _transitions.c
+    t = TRANSITIONS.c
     transitions = [
-        dict(r) for r in conn.execute(select(_transitions).where(t.lead_id == lead_id)).mappings()
+        dict(r) for r in conn.execute(select(TRANSITIONS).where(t.lead_id == lead_id)).mappings()
     ]
     transitions.sort(key=lambda r: (r["cycle_no"], r["entered_at"], _stage_order(r["stage"])))
-    s = _sla.c
-    sla_query = select(_sla).where(s.lead_id == lead_id).order_by(s.cycle_no)
+    s = SLA.c
+    sla_query = select(SLA).where(s.lead_id == lead_id).order_by(s.cycle_no)
     sla = [dict(r) for r in conn.execute(sla_query).mappings()]
     attribution: list[dict[str, Any]] = []
     if inspect(conn).has_table("attribution"):
-        a = _attribution.c
+        a = ATTRIBUTION.c
         rows = conn.execute(select(a.campaign_id, a.model, a.credit).where(a.lead_id == lead_id))
         order = {m: i for i, m in enumerate(ATTRIBUTION_MODELS)}
         attribution = sorted(

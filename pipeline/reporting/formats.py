@@ -11,13 +11,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from leadflow.pipeline.reporting.model import (
-    PERCENTILE_METHOD,
-    SLA_STATUSES,
-    Details,
-    Funnel,
-    Report,
-)
+from leadflow.pipeline.reporting.model import PERCENTILE_METHOD, Details, Funnel, Report
+from leadflow.schemas.vocabulary import SLA_STATUSES
 from leadflow.sinks.goals import GoalProgress
 
 # -- output formats ----------------------------------------------------------------------------

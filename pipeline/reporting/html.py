@@ -14,22 +14,14 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
 
 from leadflow.pipeline.reporting.formats import percent
-from leadflow.pipeline.reporting.model import (
-    ATTRIBUTION_MODELS,
-    DIMENSIONS,
-    SLA_STATUSES,
-    Report,
-    ReportQuery,
-)
+from leadflow.pipeline.reporting.model import DIMENSIONS, Report, ReportQuery
+from leadflow.schemas.vocabulary import ATTRIBUTION_MODELS, FUNNEL_PATH, SLA_STATUSES
 
 WEB_DIR = Path(__file__).parent
 BASE = "/dashboard"  # where the dashboard serves this page; the filter form posts here
 
 
 STATIC_DIR = WEB_DIR / "static"
-
-
-SUCCESS_STAGES = ("lead", "mql", "sal", "sql", "won")
 
 
 @cache
@@ -137,9 +129,9 @@ def page_model(report: Report) -> dict[str, Any]:
     }
     charts: dict[str, Any] = {
         "funnel": {
-            "labels": list(SUCCESS_STAGES),
+            "labels": list(FUNNEL_PATH),
             "datasets": [
-                {"label": "leads", "data": [funnel.stages.get(s, 0) for s in SUCCESS_STAGES]}
+                {"label": "leads", "data": [funnel.stages.get(s, 0) for s in FUNNEL_PATH]}
             ],
         },
         "goals": {

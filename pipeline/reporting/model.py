@@ -9,16 +9,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
+from leadflow.schemas.vocabulary import FUNNEL_PATH
 from leadflow.sinks.goals import GoalProgress
 
-SUCCESS_PATH = ("lead", "mql", "sal", "sql", "won")
-STEP_PAIRS = tuple(itertools.pairwise(SUCCESS_PATH))
+STEP_PAIRS = tuple(itertools.pairwise(FUNNEL_PATH))
 STEPS = tuple(f"{a}->{b}" for a, b in STEP_PAIRS)
-SLA_STATUSES = ("met", "breached", "pending")
-UNKNOWN = "unknown"
 FORMATS = ("table", "json", "csv", "html")
 DIMENSIONS = ("source", "campaign", "owner")
-ATTRIBUTION_MODELS = ("first_touch", "last_touch", "linear", "w_shaped")
 # Speed-to-lead histogram: (label, upper bound in seconds, inclusive).
 SPEED_BUCKETS: tuple[tuple[str, float], ...] = (
     ("<5m", 300.0),

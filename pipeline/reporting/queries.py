@@ -10,36 +10,25 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
-    Boolean,
     ColumnElement,
     Connection,
     Engine,
-    Float,
-    Integer,
-    Numeric,
-    String,
-    TableClause,
-    column,
+    Table,
     func,
     inspect,
     literal,
     select,
-    table,
 )
-from sqlalchemy import Table as SqlTable
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.sql import Select
 
 from leadflow.pipeline.reporting.model import (
-    ATTRIBUTION_MODELS,
     CENTS,
     DIMENSIONS,
-    SLA_STATUSES,
     SPEED_BUCKETS,
     STEP_PAIRS,
     STEPS,
-    UNKNOWN,
     UPGRADE_HINT,
     AttributionLine,
     Details,
@@ -51,47 +40,14 @@ from leadflow.pipeline.reporting.model import (
     Totals,
 )
 from leadflow.schemas.errors import PermanentStoreError, StoreError
-from leadflow.schemas.vocabulary import STAGES
+from leadflow.schemas.vocabulary import ATTRIBUTION_MODELS, SLA_STATUSES, STAGES, UNKNOWN
 from leadflow.sinks.engine import make_engine
+from leadflow.sinks.errors import first_line
 from leadflow.sinks.goals import goal_progress
-from leadflow.sinks.models import Attribution
-from leadflow.sinks.types import UTCDateTime
+from leadflow.sinks.models import ATTRIBUTION, DEAD_LETTERS, LIFECYCLE, SLA, TRANSITIONS
 
-# The contract's tables (section 4), only the columns the report reads.
-_lifecycle = table(
-    "lead_lifecycle",
-    column("lead_id", String()),
-    column("stage", String()),
-    column("source", String()),
-    column("campaign_id", String()),
-    column("owner_id", String()),
-    column("amount", Numeric(18, 2)),
-    column("currency", String()),
-    column("is_orphan", Boolean()),
-    column("won_at", UTCDateTime()),
-    column("recycled_at", UTCDateTime()),
-    column("disqualified_at", UTCDateTime()),
-    column("rejection_reason", String()),
-)
-_transitions = table(
-    "lead_stage_transitions",
-    column("lead_id", String()),
-    column("cycle_no", Integer()),
-    column("stage", String()),
-    column("entered_at", UTCDateTime()),
-)
-_sla = table(
-    "handoff_sla",
-    column("lead_id", String()),
-    column("status", String()),
-    column("response_seconds", Float()),
-    column("mql_at", UTCDateTime()),
-    column("owner_id", String()),
-)
-_dead = table("dead_letters", column("reason", String()), column("received_at", UTCDateTime()))
-# Optional: stores from before migration 0005 lack it.
-_attribution: SqlTable = Attribution.__table__  # type: ignore[assignment]
-REQUIRED_TABLES: tuple[TableClause, ...] = (_lifecycle, _transitions, _sla, _dead)
+# The tables every report reads; attribution is optional (stores before migration 0005).
+REQUIRED_TABLES: tuple[Table, ...] = (LIFECYCLE, TRANSITIONS, SLA, DEAD_LETTERS)
 
 
 # -- building it -------------------------------------------------------------------------------
@@ -133,7 +89,7 @@ def _read_report(conn: Connection, query: ReportQuery) -> Report:
 
 
 def _dimension(name: str) -> ColumnElement[str]:
-    lc = _lifecycle.c
+    lc = LIFECYCLE.c
     col = {"source": lc.source, "campaign": lc.campaign_id, "owner": lc.owner_id}[name]
     return func.coalesce(col, literal(UNKNOWN))
 
@@ -158,8 +114,8 @@ def _in_period(moment: ColumnElement[datetime], query: ReportQuery) -> list[Colu
 
 
 def _transitions_query(query: ReportQuery, *columns: Any) -> Select[Any]:
-    t, lc = _transitions.c, _lifecycle.c
-    joined = _transitions.outerjoin(_lifecycle, lc.lead_id == t.lead_id)
+    t, lc = TRANSITIONS.c, LIFECYCLE.c
+    joined = TRANSITIONS.outerjoin(LIFECYCLE, lc.lead_id == t.lead_id)
     return (
         select(*columns)
         .select_from(joined)
@@ -168,13 +124,13 @@ def _transitions_query(query: ReportQuery, *columns: Any) -> Select[Any]:
 
 
 def _stage_counts(conn: Connection, query: ReportQuery) -> dict[str, int]:
-    t = _transitions.c
+    t = TRANSITIONS.c
     select_ = _transitions_query(query, t.stage, func.count(t.lead_id.distinct()))
     return {stage: int(n) for stage, n in conn.execute(select_.group_by(t.stage))}
 
 
 def _stage_counts_by(conn: Connection, query: ReportQuery, by: str) -> dict[str, dict[str, int]]:
-    t = _transitions.c
+    t = TRANSITIONS.c
     key = _dimension(by).label("key")
     select_ = _transitions_query(query, key, t.stage, func.count(t.lead_id.distinct()))
     counts: dict[str, dict[str, int]] = {}
@@ -207,8 +163,8 @@ def percentile(sorted_values: list[float], pct: int) -> float | None:
 
 
 def _sla_query(query: ReportQuery, *columns: Any) -> Select[Any]:
-    s, lc = _sla.c, _lifecycle.c
-    joined = _sla.outerjoin(_lifecycle, lc.lead_id == s.lead_id)
+    s, lc = SLA.c, LIFECYCLE.c
+    joined = SLA.outerjoin(LIFECYCLE, lc.lead_id == s.lead_id)
     return (
         select(*columns)
         .select_from(joined)
@@ -217,7 +173,7 @@ def _sla_query(query: ReportQuery, *columns: Any) -> Select[Any]:
 
 
 def _response_seconds(conn: Connection, query: ReportQuery) -> list[float]:
-    s = _sla.c
+    s = SLA.c
     select_ = _sla_query(query, s.response_seconds).where(s.response_seconds.is_not(None))
     return sorted(float(v) for v in conn.execute(select_).scalars())
 
@@ -233,20 +189,20 @@ def _with_statuses(found: Mapping[str, int]) -> dict[str, int]:
 
 
 def _sla_counts(conn: Connection, query: ReportQuery) -> dict[str, int]:
-    s = _sla.c
+    s = SLA.c
     select_ = _sla_query(query, s.status, func.count()).group_by(s.status)
     return _with_statuses({str(status): int(n) for status, n in conn.execute(select_)})
 
 
 def _won_leads(query: ReportQuery, *columns: Any) -> Select[Any]:
-    lc = _lifecycle.c
+    lc = LIFECYCLE.c
     return select(*columns).where(
         lc.stage == "won", *_lead_filter(query), *_in_period(lc.won_at, query)
     )
 
 
 def _revenue(conn: Connection, query: ReportQuery) -> dict[str, Revenue]:
-    lc = _lifecycle.c
+    lc = LIFECYCLE.c
     select_ = _won_leads(query, lc.currency, lc.amount)
     deals: dict[str, int] = {}
     amounts: dict[str, Decimal] = {}
@@ -258,8 +214,8 @@ def _revenue(conn: Connection, query: ReportQuery) -> dict[str, Revenue]:
 
 
 def _totals(conn: Connection, query: ReportQuery) -> Totals:
-    lc, d = _lifecycle.c, _dead.c
-    leads_query = select(func.count()).select_from(_lifecycle).where(*_lead_filter(query))
+    lc, d = LIFECYCLE.c, DEAD_LETTERS.c
+    leads_query = select(func.count()).select_from(LIFECYCLE).where(*_lead_filter(query))
     leads = conn.execute(leads_query).scalar_one()
     orphans = conn.execute(leads_query.where(lc.is_orphan.is_(True))).scalar_one()
     dead_query = select(d.reason, func.count()).where(*_in_period(d.received_at, query))
@@ -287,7 +243,7 @@ def speed_histogram(seconds: Iterable[float]) -> dict[str, int]:
 
 
 def _sla_by_owner(conn: Connection, query: ReportQuery) -> dict[str, dict[str, int]]:
-    s = _sla.c
+    s = SLA.c
     owner = func.coalesce(s.owner_id, literal(UNKNOWN)).label("owner")
     select_ = _sla_query(query, owner, s.status, func.count()).group_by(owner, s.status)
     found: dict[str, dict[str, int]] = {}
@@ -298,7 +254,7 @@ def _sla_by_owner(conn: Connection, query: ReportQuery) -> dict[str, dict[str, i
 
 def _rejections(conn: Connection, query: ReportQuery) -> dict[str, dict[str, int]]:
     """Leads whose current cycle was rejected, by campaign and reason."""
-    lc = _lifecycle.c
+    lc = LIFECYCLE.c
     campaign = _dimension("campaign").label("campaign")
     rejected_at = func.coalesce(lc.recycled_at, lc.disqualified_at)
     select_ = (
@@ -317,12 +273,12 @@ def _rejections(conn: Connection, query: ReportQuery) -> dict[str, dict[str, int
 
 
 def _attribution_lines(conn: Connection, query: ReportQuery) -> tuple[AttributionLine, ...] | None:
-    if not inspect(conn).has_table(_attribution.name):
+    if not inspect(conn).has_table(ATTRIBUTION.name):
         return None
-    a, lc = _attribution.c, _lifecycle.c
+    a, lc = ATTRIBUTION.c, LIFECYCLE.c
     select_ = (
         _won_leads(query, a.campaign_id, a.model, a.credit, a.lead_id, lc.amount, lc.currency)
-        .select_from(_attribution.join(_lifecycle, lc.lead_id == a.lead_id))
+        .select_from(ATTRIBUTION.join(LIFECYCLE, lc.lead_id == a.lead_id))
         .order_by(a.campaign_id, a.model)
     )
     credit: dict[tuple[str, str], Decimal] = {}
@@ -377,11 +333,8 @@ def _check_tables(conn: Connection, url: URL) -> None:
 
 
 def _store_error(error: DBAPIError, url: URL) -> StoreError:
-    origin = getattr(error, "orig", None) or error
-    lines = str(origin).strip().splitlines()
-    detail = (lines[0] if lines else type(origin).__name__).rstrip(".")
     return StoreError(
-        f"Cannot read the store at {_shown(url)} ({detail}); check that it is reachable,"
+        f"Cannot read the store at {_shown(url)} ({first_line(error)}); check that it is reachable,"
         f" and if it is new, {UPGRADE_HINT}."
     )
 

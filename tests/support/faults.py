@@ -27,9 +27,9 @@ from leadflow.pipeline.demo import WorkerProcess
 from leadflow.schemas.classify import classify
 from leadflow.schemas.events import BaseEvent
 from leadflow.schemas.records import LeadSnapshot
+from leadflow.schemas.vocabulary import UNKNOWN
 from leadflow.sinks import make_engine
-from leadflow.sinks.aggregates import UNKNOWN
-from leadflow.sinks.queries import (
+from tests.support.queries import (
     funnel_groupby,
     funnel_rows,
     revenue_groupby,

@@ -11,8 +11,8 @@ from leadflow.agents.fold import fold
 from leadflow.pipeline.reporting.model import ReportQuery
 from leadflow.schemas.classify import DeadLetter
 from leadflow.sinks import SqlSink, make_engine
-from leadflow.sinks.queries import table_rows
 from tests.support.golden import Scenario, config_of, facts_of, load_scenarios
+from tests.support.queries import table_rows
 
 
 def fill_store(url: str, *, attribution: bool = True) -> None:

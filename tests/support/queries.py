@@ -6,16 +6,18 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Engine, Table, func, literal_column, select
+from sqlalchemy import Engine, func, literal_column, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from leadflow.schemas.vocabulary import STAGES
 from leadflow.sinks.aggregates import utc_day
-from leadflow.sinks.models import TABLES, HandoffSla, LeadLifecycle, LeadStageTransition
+from leadflow.sinks.models import (
+    LIFECYCLE,
+    SLA,
+    TABLES,
+    TRANSITIONS,
+)
 
-_lifecycle: Table = LeadLifecycle.__table__  # type: ignore[assignment]
-_transitions: Table = LeadStageTransition.__table__  # type: ignore[assignment]
-_sla: Table = HandoffSla.__table__  # type: ignore[assignment]
 _UNKNOWN: ColumnElement[str] = literal_column("'unknown'")
 
 FunnelRow = tuple[date, str, str, str, int]
@@ -25,7 +27,7 @@ RevenueRow = tuple[date, str, str, str, int, Decimal]
 def read_lead(engine: Engine, lead_id: str) -> dict[str, Any] | None:
     """The lead's lead_lifecycle row, or None."""
     with engine.connect() as conn:
-        query = select(_lifecycle).where(_lifecycle.c.lead_id == lead_id)
+        query = select(LIFECYCLE).where(LIFECYCLE.c.lead_id == lead_id)
         row = conn.execute(query).mappings().first()
     return None if row is None else dict(row)
 
@@ -33,7 +35,7 @@ def read_lead(engine: Engine, lead_id: str) -> dict[str, Any] | None:
 def read_transitions(engine: Engine, lead_id: str) -> list[dict[str, Any]]:
     """The lead's stage transitions in the order they were entered."""
     with engine.connect() as conn:
-        query = select(_transitions).where(_transitions.c.lead_id == lead_id)
+        query = select(TRANSITIONS).where(TRANSITIONS.c.lead_id == lead_id)
         rows = [dict(row) for row in conn.execute(query).mappings()]
     return sorted(rows, key=lambda r: (r["cycle_no"], r["entered_at"], STAGES.index(r["stage"])))
 
@@ -41,18 +43,18 @@ def read_transitions(engine: Engine, lead_id: str) -> list[dict[str, Any]]:
 def read_sla(engine: Engine, lead_id: str) -> list[dict[str, Any]]:
     """The lead's handoff_sla rows by cycle."""
     with engine.connect() as conn:
-        query = select(_sla).where(_sla.c.lead_id == lead_id).order_by(_sla.c.cycle_no)
+        query = select(SLA).where(SLA.c.lead_id == lead_id).order_by(SLA.c.cycle_no)
         return [dict(row) for row in conn.execute(query).mappings()]
 
 
 def funnel_groupby(engine: Engine) -> set[FunnelRow]:
     """What funnel_daily must hold: transitions by UTC day, current source and campaign, stage."""
-    t, lc = _transitions.c, _lifecycle.c
+    t, lc = TRANSITIONS.c, LIFECYCLE.c
     day = utc_day(t.entered_at, engine.dialect.name)
     src, camp = func.coalesce(lc.source, _UNKNOWN), func.coalesce(lc.campaign_id, _UNKNOWN)
     query = (
         select(day, src, camp, t.stage, func.count())
-        .select_from(_transitions.join(_lifecycle, lc.lead_id == t.lead_id))
+        .select_from(TRANSITIONS.join(LIFECYCLE, lc.lead_id == t.lead_id))
         .group_by(day, src, camp, t.stage)
     )
     with engine.connect() as conn:
@@ -61,7 +63,7 @@ def funnel_groupby(engine: Engine) -> set[FunnelRow]:
 
 def revenue_groupby(engine: Engine) -> set[RevenueRow]:
     """What revenue_daily must hold: won leads by UTC day of the win, source, campaign, currency."""
-    lc = _lifecycle.c
+    lc = LIFECYCLE.c
     day = utc_day(lc.won_at, engine.dialect.name)
     src, camp = func.coalesce(lc.source, _UNKNOWN), func.coalesce(lc.campaign_id, _UNKNOWN)
     cur = func.coalesce(lc.currency, _UNKNOWN)
