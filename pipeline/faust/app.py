@@ -21,7 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from leadflow.agents.batch import Limits
 from leadflow.agents.fold import FoldConfig
 from leadflow.agents.metrics import Metrics
-from leadflow.agents.ports import Record
+from leadflow.agents.ports import Record, Send, SendMany
 from leadflow.agents.processor import LeadProcessor
 from leadflow.agents.stream import Handler, run_batches
 from leadflow.pipeline.faust import record_batches
@@ -113,17 +113,44 @@ def create_app(
     """Build the pipeline's Faust app; ``partition_counts`` come from ``ensure_topics``."""
     names = settings.topic_names()
     metrics = metrics or Metrics.create()
-    state = WorkerState()
-    cap_fetch_wait(settings.fetch_max_wait_ms)
-    correct_highwaters()
-    seek_uncommitted_to_beginning()
-    faust_drain.install()
+    install_patches(settings)
     app = LeadflowApp(settings.app_id, **faust_settings(settings))
+    app.leadflow = WorkerState()
     app.end_probe = functools.partial(true_end_offsets, settings)
     # Faust's own sensors, in the same registry: /metrics serves both.
     setup_prometheus_sensors(
         app, pattern="/metrics/faust", registry=metrics.registry, name_prefix="faust"
     )
+    app.processor = _processor(app, settings, names, sink, partition_counts, metrics)
+    app.lanes = Lanes()
+    _add_agents(app, settings, names)
+    _add_rebalance_hooks(app, names)
+    _add_sla_clock(app, settings)
+    _add_pages(app, metrics)
+    if store is not None:
+        from leadflow.pipeline.dashboard.server import register_pages
+
+        register_pages(app, store)
+        _add_goals_gauge(app, settings, store, metrics)
+    return app
+
+
+def install_patches(settings: Settings) -> None:
+    """Install every Faust and aiokafka patch the worker relies on (each installs once)."""
+    cap_fetch_wait(settings.fetch_max_wait_ms)
+    correct_highwaters()
+    seek_uncommitted_to_beginning()
+    faust_drain.install()
+
+
+def _processor(
+    app: LeadflowApp,
+    settings: Settings,
+    names: TopicNames,
+    sink: Sink,
+    partition_counts: dict[str, int],
+    metrics: Metrics,
+) -> LeadProcessor:
     table = app.Table(
         STATE_TABLE,
         default=None,
@@ -132,24 +159,8 @@ def create_app(
         key_type=str,
         value_type=bytes,
     )
-    producer_ready = False
-
-    async def primed() -> None:
-        nonlocal producer_ready
-        if not producer_ready:
-            await _prime_producer(app, names)
-            producer_ready = True
-
-    async def send(topic: str, key: bytes | None, value: bytes) -> Awaitable[Any]:
-        await primed()
-        return await app.producer.send(topic, key, value, None, None, None)
-
-    async def send_many(topic: str, records: Sequence[Record]) -> list[Any]:
-        await primed()
-        producer: Any = app.producer
-        return await record_batches.send_records(producer._ensure_producer(), topic, records)
-
-    processor = LeadProcessor(
+    send, send_many = _senders(app, names)
+    return LeadProcessor(
         names=names,
         partitions=settings.partitions,
         partition_counts=partition_counts,
@@ -165,6 +176,30 @@ def create_app(
         limits=Limits(max_events=settings.max_events_per_lead),
     )
 
+
+def _senders(app: LeadflowApp, names: TopicNames) -> tuple[Send, SendMany]:
+    """One-record and record-batch sends through the app's producer, primed on first use."""
+    primed = False
+
+    async def prime() -> None:
+        nonlocal primed
+        if not primed:
+            await _prime_producer(app, names)
+            primed = True
+
+    async def send(topic: str, key: bytes | None, value: bytes) -> Awaitable[Any]:
+        await prime()
+        return await app.producer.send(topic, key, value, None, None, None)
+
+    async def send_many(topic: str, records: Sequence[Record]) -> list[Any]:
+        await prime()
+        producer: Any = app.producer
+        return await record_batches.send_records(producer._ensure_producer(), topic, records)
+
+    return send, send_many
+
+
+def _stop_on_fatal(state: WorkerState) -> Callable[[str], None]:
     def on_fatal(message: str) -> None:
         if state.fatal is not None:  # later batches fail for the same reason: stop once
             return
@@ -172,11 +207,30 @@ def create_app(
         log.critical("leadflow worker stops: %s", message)
         os.kill(os.getpid(), SIGTERM)
 
+    return on_fatal
+
+
+def _add_agents(app: LeadflowApp, settings: Settings, names: TopicNames) -> None:
+    """The two agents: input events, and events re-keyed onto their lead's partition."""
+    processor = app.processor
     inputs = app.topic(*names.inputs, key_type=bytes, value_type=bytes)
     rekeyed = app.topic(names.rekeyed, key_type=bytes, value_type=bytes)
+    batch_agent = functools.partial(_batch_agent, app, settings, _stop_on_fatal(app.leadflow))
+    app.agent(inputs, name="leadflow.ingest")(batch_agent(processor.handle_input, names.inputs))
+    app.agent(rekeyed, name="leadflow.rekeyed")(
+        batch_agent(processor.handle_rekeyed, (names.rekeyed,))
+    )
 
-    lanes = Lanes()
-    lane_size = max(4 * settings.batch_size, 1000)
+
+def _batch_agent(
+    app: LeadflowApp,
+    settings: Settings,
+    on_fatal: Callable[[str], None],
+    handler: Handler,
+    topics: tuple[str, ...],
+) -> Any:
+    lane = app.lanes.add(app.flow_control, topics, max(4 * settings.batch_size, 1000))
+    state = app.leadflow
 
     def seen(messages: list[Any]) -> None:
         # Faust's livelock check reads when each partition's stream last took an event.
@@ -185,48 +239,26 @@ def create_app(
         for message in messages:
             inbound[message.tp] = now
 
-    def batch_agent(handler: Handler, topics: tuple[str, ...]) -> Any:
-        lane = lanes.add(app.flow_control, topics, lane_size)
+    # The stream itself stays empty: the fetch loop hands this agent's records to its lane.
+    async def agent(stream: Any) -> Any:
+        batches = lane.batches(settings.batch_size, settings.batch_seconds)
+        consumer, sensors = app.consumer, app.sensors
 
-        # The stream itself stays empty: the fetch loop hands this agent's records to its lane.
-        async def agent(stream: Any) -> Any:
-            batches = lane.batches(settings.batch_size, settings.batch_seconds)
-            consumer, sensors = app.consumer, app.sensors
-
-            def ack(message: Any) -> None:
-                try:
-                    consumer.ack(message)
-                finally:  # what the stream would tell Faust's sensors (messages active)
-                    sensors.on_message_out(message.tp, message.offset, message)
-
-            async for size in run_batches(batches, handler, processor, on_fatal, ack, seen):
-                state.batches += 1
-                yield size
-
-        return agent
-
-    app.agent(inputs, name="leadflow.ingest")(batch_agent(processor.handle_input, names.inputs))
-    app.agent(rekeyed, name="leadflow.rekeyed")(
-        batch_agent(processor.handle_rekeyed, (names.rekeyed,))
-    )
-
-    if store is not None:
-        from leadflow.pipeline.dashboard.server import register_pages
-
-        register_pages(app, store)
-
-        @app.timer(interval=settings.goals_refresh_seconds)  # type: ignore[untyped-decorator]
-        async def goals_gauge() -> None:
-            loop = asyncio.get_running_loop()
+        def ack(message: Any) -> None:
             try:
-                progress = await loop.run_in_executor(None, _read_goals, store)
-            except SQLAlchemyError as exc:
-                log.warning("cannot read the shared goals: %s", exc)
-                return
-            metrics.goal_progress.clear()
-            for item in progress:
-                if item.ratio is not None:
-                    metrics.goal_progress.labels(item.goal.period, item.goal.metric).set(item.ratio)
+                consumer.ack(message)
+            finally:  # what the stream would tell Faust's sensors (messages active)
+                sensors.on_message_out(message.tp, message.offset, message)
+
+        async for size in run_batches(batches, handler, app.processor, on_fatal, ack, seen):
+            state.batches += 1
+            yield size
+
+    return agent
+
+
+def _add_rebalance_hooks(app: LeadflowApp, names: TopicNames) -> None:
+    processor, state = app.processor, app.leadflow
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def _revoked(sender: Any, *args: Any, **kwargs: Any) -> None:
@@ -239,10 +271,18 @@ def create_app(
         processor.rebuild_owned(owned)
         state.ready = True
 
+
+def _add_sla_clock(app: LeadflowApp, settings: Settings) -> None:
+    """Pending SLAs turn breached at their deadline, on every worker for its own leads."""
+
     @app.timer(interval=settings.sla_check_seconds, on_leader=False)  # type: ignore[untyped-decorator]
     async def sla_clock() -> None:
-        if state.ready:
-            await processor.expire_due()
+        if app.leadflow.ready:
+            await app.processor.expire_due()
+
+
+def _add_pages(app: LeadflowApp, metrics: Metrics) -> None:
+    state = app.leadflow
 
     @app.page("/health")
     async def health(web: Any, request: Any) -> Any:
@@ -254,10 +294,20 @@ def create_app(
     async def metrics_page(web: Any, request: Any) -> Any:
         return web.bytes(generate_latest(metrics.registry), content_type=METRICS_CONTENT_TYPE)
 
-    app.leadflow = state
-    app.lanes = lanes
-    app.processor = processor
-    return app
+
+def _add_goals_gauge(app: LeadflowApp, settings: Settings, store: Engine, metrics: Metrics) -> None:
+    @app.timer(interval=settings.goals_refresh_seconds)  # type: ignore[untyped-decorator]
+    async def goals_gauge() -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            progress = await loop.run_in_executor(None, _read_goals, store)
+        except SQLAlchemyError as exc:
+            log.warning("cannot read the shared goals: %s", exc)
+            return
+        metrics.goal_progress.clear()
+        for item in progress:
+            if item.ratio is not None:
+                metrics.goal_progress.labels(item.goal.period, item.goal.metric).set(item.ratio)
 
 
 def _read_goals(store: Engine) -> list[GoalProgress]:
