@@ -341,11 +341,12 @@ def test_dockerfile() -> None:
     assert "/health" in text.split("HEALTHCHECK", 1)[1]
     (user,) = re.findall(r"^USER (\S+)$", text, re.M)
     assert user.split(":")[0] not in {"root", "0"}
-    # Every package pyproject builds must be copied into the build stage.
+    # Every folder pyproject installs must be copied into the build stage, with the pins.
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    for pattern in pyproject["tool"]["setuptools"]["packages"]["find"]["include"]:
-        package = pattern.rstrip("*")
-        assert re.search(rf"^COPY {package} \./{package}$", text, re.M), package
+    for folder in pyproject["tool"]["setuptools"]["package-dir"].values():
+        assert re.search(rf"^COPY {folder} \./{folder}$", text, re.M), folder
+    assert re.search(r"^COPY .*constraints\.txt", text, re.M)
+    assert "-c constraints.txt" in text
 
 
 # --- Prometheus (promtool) ------------------------------------------------------------------
