@@ -1,4 +1,4 @@
-"""The lifecycle fold of contract section 3: a lead's distinct events in, its rows out, no I/O."""
+"""The lifecycle fold (docs/contract.md, section 3): distinct events in, rows out, no I/O."""
 
 from __future__ import annotations
 
@@ -172,7 +172,7 @@ class LeadFold:
     def event_count(self) -> int:
         return len(self.facts)
 
-    # -- the rules of contract section 3 -------------------------------------------------
+    # -- the rules of docs/contract.md, section 3 ----------------------------------------
 
     def _reset(self) -> None:
         self._stage: str | None = None

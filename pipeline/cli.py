@@ -1,4 +1,4 @@
-"""The ``leadflow`` console script (contract section 6)."""
+"""The ``leadflow`` console script (docs/contract.md, section 6)."""
 
 from __future__ import annotations
 

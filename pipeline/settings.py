@@ -1,4 +1,4 @@
-"""The one frozen settings object, read from LEADFLOW_* variables (contract section 1)."""
+"""The one frozen settings object, read from LEADFLOW_* variables (docs/contract.md, section 1)."""
 
 from __future__ import annotations
 

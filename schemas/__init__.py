@@ -1,1 +1,1 @@
-"""Event schemas of contract section 2 and the dead-letter classifier."""
+"""Event schemas of docs/contract.md, section 2 and the dead-letter classifier."""

@@ -126,7 +126,7 @@ PAYLOAD_LIMIT = 64 * 1024
 
 @dataclass(frozen=True, slots=True)
 class DeadLetter:
-    """One rejected message as the ``dead_letters`` table and topic hold it (contract section 4)."""
+    """One rejected message as the ``dead_letters`` table and topic hold it (contract, 4)."""
 
     topic: str
     partition: int

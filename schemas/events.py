@@ -1,4 +1,4 @@
-"""One pydantic v2 model per event type of contract section 2, and their tagged union."""
+"""One pydantic v2 model per event type of docs/contract.md, section 2, and their tagged union."""
 
 from __future__ import annotations
 

@@ -9,9 +9,9 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, Connection, make_url
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
-# Reads through a memory map: a batch touches leads all over the file, and with 400,000 leads
-# the page reads (one syscall each past the cache) cut throughput by a quarter. SQLite caps
-# this at its compile-time limit (2 GB by default); the mapped pages count in the RSS.
+# Reads go through a memory map: a batch touches leads all over the file, and a page read
+# past the cache is no syscall. SQLite caps this at its compile-time limit (2 GB by
+# default); the mapped pages count in the RSS.
 SQLITE_MMAP_BYTES = 2**31
 SQLITE_CACHE_KIB = 32 * 1024  # the aggregate recompute rescans whole days of transitions
 POOL_SIZE = 5

@@ -1,4 +1,4 @@
-"""SQLAlchemy models of the shared store (contract section 4)."""
+"""SQLAlchemy models of the shared store (docs/contract.md, section 4)."""
 
 from __future__ import annotations
 

@@ -83,10 +83,9 @@ def faust_settings(settings: Settings) -> dict[str, Any]:
 class LeadTable(faust.Table[str, bytes]):
     """The per-lead state table, its changelog keyed by the lead id's bytes.
 
-    Faust encodes ``str`` table keys as JSON (``"L-1"`` with its quotes), and the default
-    partitioner then put a lead's changelog record on another partition than the lead's
-    events (murmur2 of other bytes): a worker recovering its partitions did not get the
-    state of its own leads. Raw keys put each record on its lead's partition.
+    Faust encodes ``str`` table keys as JSON (``"L-1"`` with its quotes), which would hash
+    to another partition than the lead's events. Raw keys put each changelog record on its
+    lead's partition, so a worker recovering its partitions gets the state of its own leads.
     """
 
     def _serializer_from_type(self, typ: Any) -> Any:

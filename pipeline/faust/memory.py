@@ -11,10 +11,9 @@ from collections.abc import Callable
 log = logging.getLogger("leadflow")
 
 TRIM_SECONDS = 10.0  # how often a worker returns the allocator's free memory
-# A batch allocates a few hundred thousand short-lived objects (decoded events, facts, rows);
-# at Python's default (700, 10, 10) the collector ran every few hundred of them and took
-# about a fifth of the worker's time. Measured in the bench's throughput phase: 4,560 events/s
-# at the default, 5,600-5,900 at (20,000, 20, 10) and no better at (100,000, 50, 20).
+# A batch allocates a few hundred thousand short-lived objects (decoded events, facts, rows):
+# the young generation is collected once per 20,000 net allocations, not per 700, so the
+# collector runs a few times a batch (figures: README, Performance).
 GC_THRESHOLDS = (20_000, 20, 10)
 
 

@@ -1,10 +1,8 @@
 """Send many records at once as Kafka record batches, one per partition, not a future each.
 
-The worker's snapshots and changelog records went one by one through Faust's table and
-producer: a pending message, a future, a callback and the partitioner per record cost the
-worker about a third of its time. Here a batch's records for one topic are appended to one
-aiokafka ``BatchBuilder`` per partition and handed to the producer whole; the caller gets
-one delivery per record batch, resolved once the broker has it.
+A batch's records for one topic are appended to one aiokafka ``BatchBuilder`` per partition
+and handed to the producer whole, with no pending message, future or partitioner call per
+record; the caller gets one delivery per record batch, resolved once the broker has it.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The initial shared store: every table of contract section 4.
+"""The initial shared store: every table of docs/contract.md, section 4.
 
 Revision ID: 0001
 Revises:
