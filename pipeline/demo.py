@@ -32,7 +32,7 @@ class WorkerProcess:
             [
                 sys.executable,
                 "-m",
-                "leadflow.pipeline.cli",
+                "leadflow",
                 "worker",
                 "--loglevel",
                 os.environ.get("LEADFLOW_WORKER_LOGLEVEL", "warning"),
