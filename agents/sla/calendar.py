@@ -54,7 +54,7 @@ class Calendar:
         self.holidays = frozenset(holidays)
         self._holiday_days = frozenset(d.toordinal() - _EPOCH_ORDINAL for d in self.holidays)
         if sum(end - start for day in self.week for start, end in day) < MINUTE_US:
-            raise ValueError("the calendar is open less than one minute a week")
+            raise ValueError("open less than one minute a week")
         self._chunks: dict[int, tuple[Interval, ...]] = {}
         self._measures: dict[int, int] = {}
         self._weeks: dict[int, int] = {}
