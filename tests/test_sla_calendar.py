@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agents.sla.calendar import Calendar, from_us, to_us
-from agents.sla.spans import DAY_US, MINUTE_US, WEEKDAYS, parse_span, union
+from leadflow.agents.sla.calendar import Calendar, from_us, to_us
+from leadflow.agents.sla.spans import DAY_US, MINUTE_US, WEEKDAYS, parse_span, union
 
 HOUR = 3600
 HOUR_US = 3_600_000_000

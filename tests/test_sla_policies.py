@@ -10,9 +10,15 @@ from zoneinfo import ZoneInfo
 import pytest
 import yaml  # type: ignore[import-untyped]
 
-from agents.sla.calendar import from_us, to_us
-from agents.sla.check import check
-from agents.sla.policies import Policy, PolicyError, PolicySet, load_policies, parse_policies
+from leadflow.agents.sla.calendar import from_us, to_us
+from leadflow.agents.sla.check import check
+from leadflow.agents.sla.policies import (
+    Policy,
+    PolicyError,
+    PolicySet,
+    load_policies,
+    parse_policies,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "deploy" / "sla-policies.example.yaml"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import subprocess
 import sys
+import tomllib
 from importlib.metadata import distribution
 from pathlib import Path
 
@@ -19,7 +20,8 @@ def modules() -> dict[str, Path]:
     """Every product module by its installed dotted name."""
     found = {"leadflow": ROOT / "leadflow" / "__init__.py"}
     for path in (ROOT / "leadflow").glob("*.py"):
-        found[f"leadflow.{path.stem}"] = path
+        if path.name != "__init__.py":
+            found[f"leadflow.{path.stem}"] = path
     for layer in LAYERS:
         for path in (ROOT / layer).rglob("*.py"):
             parts = path.relative_to(ROOT).with_suffix("").parts
@@ -103,6 +105,13 @@ def test_the_structure_check_sees_a_wrong_import(tmp_path: Path) -> None:
         "leadflow.schemas.vocabulary",
     }
     assert layer_of("leadflow.pipeline.settings") > layer_of("leadflow.schemas.probe")  # type: ignore[operator]
+
+
+def test_every_package_folder_is_installed() -> None:
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    listed = set(pyproject["tool"]["setuptools"]["packages"])
+    packages = {name for name, path in modules().items() if path.name == "__init__.py"}
+    assert packages - listed == set()
 
 
 def test_the_distribution_installs_one_top_level_package() -> None:

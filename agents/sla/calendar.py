@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from .spans import DAY_US, MINUTE_US, WEEKDAYS, Span, union
+from leadflow.agents.sla.spans import DAY_US, MINUTE_US, WEEKDAYS, Span, union
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()

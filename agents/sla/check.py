@@ -6,10 +6,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from .calendar import from_us, to_us
-from .instants import format_utc, parse_instant
-from .model import Policy, PolicySet
-from .policies import PolicyError, load_policies
+from leadflow.agents.sla.calendar import from_us, to_us
+from leadflow.agents.sla.instants import format_utc, parse_instant
+from leadflow.agents.sla.model import Policy, PolicySet
+from leadflow.agents.sla.policies import PolicyError, load_policies
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from .calendar import Calendar, from_us, to_us
+from leadflow.agents.sla.calendar import Calendar, from_us, to_us
 
 Status = Literal["met", "breached", "pending"]
 

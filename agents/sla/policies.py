@@ -11,10 +11,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml  # type: ignore[import-untyped]
 
-from .calendar import Calendar, to_us
-from .instants import parse_date, parse_instant
-from .model import Policy, PolicySet, Status, When
-from .spans import WEEKDAYS, Span, parse_span
+from leadflow.agents.sla.calendar import Calendar, to_us
+from leadflow.agents.sla.instants import parse_date, parse_instant
+from leadflow.agents.sla.model import Policy, PolicySet, Status, When
+from leadflow.agents.sla.spans import WEEKDAYS, Span, parse_span
 
 __all__ = [
     "Policy",
