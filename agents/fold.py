@@ -10,9 +10,11 @@ from typing import Any, NamedTuple
 
 from leadflow.agents.attribution import attribution_rows
 from leadflow.agents.facts import Fact, from_micros, to_decimal, to_micros
+from leadflow.agents.sla.model import PolicySet
 from leadflow.schemas.records import LeadSnapshot
 from leadflow.schemas.vocabulary import (
     CLOSED_FOR_REQUALIFY,
+    EVENT_TYPES,
     OPEN_STAGES,
     SALES_RANK_MIN,
     STAGES,
@@ -46,6 +48,8 @@ class FoldConfig:
 
     sla_seconds: float
     recycle_reasons: frozenset[str]
+    # SLA policies replace the single sla_seconds clock when set (docs/contract.md, 8).
+    policies: PolicySet | None = None
 
 
 class Header(NamedTuple):
@@ -72,6 +76,7 @@ class _Cycle:
     currency: str | None = None
     response: tuple[int, int] | None = None  # (ts, rank) of the first sales response
     owner_id: str | None = None  # the lead's owner when the cycle ended (or now)
+    mql_score: int | None = None  # the lead's score once the event that entered mql applied
 
 
 class _Mark(NamedTuple):
@@ -300,6 +305,8 @@ class LeadFold:
 
     def _enter(self, cycle: _Cycle, stage: str, ts: int, *, inferred: bool) -> None:
         cycle.entries[stage] = ts
+        if stage == "mql":
+            cycle.mql_score = self._score
         if stage in SUCCESS_RANK:
             cycle.top = SUCCESS_RANK[stage]
         self._stage = stage
@@ -308,35 +315,48 @@ class LeadFold:
     # -- reading the result --------------------------------------------------------------
 
     def _sla_rows(self, now_us: int) -> list[dict[str, Any]]:
-        sla_us = round(self.config.sla_seconds * 1_000_000)
         rows = []
         for cycle in self._cycles:
             mql_at = cycle.entries.get("mql")
             if mql_at is None:
                 continue
-            deadline = mql_at + sla_us
-            responded_at = response_type = response_seconds = None
-            if cycle.response is not None:
-                responded_at = cycle.response[0]
-                response_type = Fact(0, cycle.response[1], "").event_type
-                response_seconds = max(0, responded_at - mql_at) / 1_000_000
-                status = "met" if response_seconds <= self.config.sla_seconds else "breached"
-            else:
-                status = "breached" if now_us > deadline else "pending"
-            rows.append(
-                {
-                    "lead_id": self.lead_id,
-                    "cycle_no": cycle.number,
-                    "mql_at": from_micros(mql_at),
-                    "deadline": from_micros(deadline),
-                    "responded_at": None if responded_at is None else from_micros(responded_at),
-                    "response_type": response_type,
-                    "response_seconds": response_seconds,
-                    "status": status,
-                    "owner_id": cycle.owner_id,
-                }
-            )
+            row = self._sla_row(cycle, mql_at, now_us)
+            if row is not None:
+                rows.append(row)
         return rows
+
+    def _sla_row(self, cycle: _Cycle, mql_at: int, now_us: int) -> dict[str, Any] | None:
+        """The cycle's handoff_sla row; None when SLA policies are set and none matches."""
+        responded_at = None if cycle.response is None else cycle.response[0]
+        policies = self.config.policies
+        if policies is None:
+            name = None
+            deadline = mql_at + round(self.config.sla_seconds * 1_000_000)
+            status = _wall_clock_status(responded_at, mql_at, deadline, self.config, now_us)
+            business_us = None if responded_at is None else max(0, responded_at - mql_at)
+        else:
+            campaign = next((c for c in self._campaign if c is not None), None)
+            policy = policies.match_us(mql_at, self._source, campaign, cycle.mql_score)
+            if policy is None:
+                return None
+            name, deadline = policy.name, policy.deadline_us(mql_at)
+            status = policy.status_us(mql_at, responded_at, now_us)
+            business_us = None if responded_at is None else policy.business_us(mql_at, responded_at)
+        return {
+            "lead_id": self.lead_id,
+            "cycle_no": cycle.number,
+            "mql_at": from_micros(mql_at),
+            "deadline": from_micros(deadline),
+            "responded_at": None if responded_at is None else from_micros(responded_at),
+            "response_type": None if cycle.response is None else EVENT_TYPES[cycle.response[1]],
+            "response_seconds": None
+            if responded_at is None
+            else max(0, responded_at - mql_at) / 1_000_000,
+            "status": status,
+            "owner_id": cycle.owner_id,
+            "policy": name,
+            "response_business_seconds": None if business_us is None else business_us / 1_000_000,
+        }
 
     def progress(self) -> tuple[frozenset[tuple[int, str]], frozenset[int]]:
         """The (cycle, stage) entries so far and the cycles that got a sales response."""
@@ -417,6 +437,16 @@ class LeadFold:
         return LeadSnapshot(
             self.lead_id, version, lifecycle, transitions, sla_rows, contact_row, attribution
         )
+
+
+def _wall_clock_status(
+    responded_at: int | None, mql_at: int, deadline: int, config: FoldConfig, now_us: int
+) -> str:
+    """Version 1's single clock: met within sla_seconds of the MQL, breached after it."""
+    if responded_at is not None:
+        seconds = max(0, responded_at - mql_at) / 1_000_000
+        return "met" if seconds <= config.sla_seconds else "breached"
+    return "breached" if now_us > deadline else "pending"
 
 
 def _status_letter(row: dict[str, Any]) -> str:

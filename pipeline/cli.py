@@ -132,6 +132,14 @@ def _goals(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _sla(args: argparse.Namespace, settings: Settings) -> int:
+    from leadflow.agents.sla.check import check
+
+    result = check(args.file, args.at, args.source, args.campaign, args.score)
+    print("\n".join(result.lines))
+    return result.exit_code
+
+
 def _positive(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -260,6 +268,19 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--metric", choices=["won_revenue", "won_deals", "mqls", "sql"])
     sub.add_argument("--currency", help="three letters; required for won_revenue")
     sub.add_argument("--target", help="the number to reach in the period")
+    sub = add(
+        "sla",
+        _sla,
+        "check an SLA policy file: which policy applies to an MQL, and its deadline",
+        "leadflow sla check policies.yaml --at 2026-12-04T17:30:00+01:00 --source referral"
+        " --score 85",
+    )
+    sub.add_argument("action", choices=["check"])
+    sub.add_argument("file", help="the YAML (or JSON) policy file, as LEADFLOW_SLA_POLICIES names")
+    sub.add_argument("--at", help="the MQL instant, RFC 3339 with offset (default: now)")
+    sub.add_argument("--source", help="the lead's source")
+    sub.add_argument("--campaign", help="the lead's campaign_id")
+    sub.add_argument("--score", type=int, help="the lead's score at MQL")
     db = add("db", _db, "database commands: upgrade applies the migrations", "leadflow db upgrade")
     db.add_argument("action", choices=["upgrade"])
     return parser

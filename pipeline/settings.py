@@ -8,6 +8,8 @@ from urllib.parse import urlparse
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from leadflow.agents.fold import FoldConfig
+from leadflow.agents.sla.policies import PolicyError, load_policies
 from leadflow.schemas.errors import SettingsError
 from leadflow.schemas.records import TopicNames
 from leadflow.schemas.vocabulary import DEFAULT_RECYCLE_REASONS
@@ -25,6 +27,7 @@ class Settings(BaseSettings):
     partitions: int = Field(default=8, ge=1, le=10_000)
     sla_hours: float = Field(default=24.0, gt=0)
     recycle_reasons: Annotated[tuple[str, ...], NoDecode] = DEFAULT_RECYCLE_REASONS
+    sla_policies: str | None = None  # a YAML file of SLA policies; replaces sla_hours
     topic_marketing: str = Field(default="marketing-leads", min_length=1)
     topic_sales: str = Field(default="sales-outcomes", min_length=1)
     topic_lifecycle: str = Field(default="lead-lifecycle", min_length=1)
@@ -39,7 +42,7 @@ class Settings(BaseSettings):
     fetch_max_wait_ms: int = Field(default=100, ge=0, le=10_000)
     store_retry_max_seconds: float = Field(default=30.0, gt=0)
     sla_check_seconds: float = Field(default=1.0, gt=0, le=3600)
-    # Issue #5, limits: a lead's further new events are dead-lettered (README, "Limits").
+    # A lead's further new events are dead-lettered past this count (README, "Limits").
     max_events_per_lead: int = Field(default=10_000, ge=1, le=100_000)
     # Secrets: SecretStr never prints its value (repr, logs, errors).
     database_password: SecretStr | None = None
@@ -140,6 +143,20 @@ class Settings(BaseSettings):
             self.topic_lifecycle,
             self.topic_dead_letters,
         )
+
+    def fold_config(self) -> FoldConfig:
+        """What the fold needs: the SLA clock (or the policy file, read now) and reasons."""
+        policies = None
+        if self.sla_policies:
+            try:
+                policies = load_policies(self.sla_policies)
+            except PolicyError as error:
+                raise SettingsError(f"LEADFLOW_SLA_POLICIES: {error}") from None
+            except OSError as error:
+                raise SettingsError(
+                    f"LEADFLOW_SLA_POLICIES: cannot read {self.sla_policies} ({error.strerror})"
+                ) from None
+        return FoldConfig(self.sla_seconds, frozenset(self.recycle_reasons), policies)
 
     @property
     def sla_seconds(self) -> float:

@@ -21,6 +21,7 @@ def run_worker(settings: Settings, loglevel: str = "info") -> int:
     from leadflow.sinks import make_engine, upgrade
     from leadflow.sinks.process import ProcessSink
 
+    settings.fold_config()  # a bad SLA policy file stops the worker before anything starts
     upgrade(settings.store_url)
     counts = ensure_topics(settings)
     engine = make_engine(settings.store_url)

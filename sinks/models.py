@@ -88,6 +88,8 @@ class HandoffSla(Base):
     response_seconds: Mapped[float | None]
     status: Mapped[str] = mapped_column(String(16))
     owner_id: Mapped[str | None]
+    policy: Mapped[str | None] = mapped_column(String(128))  # null: the single SLA clock
+    response_business_seconds: Mapped[float | None]
 
 
 class FunnelDaily(Base):

@@ -193,6 +193,8 @@ _SLA_COLUMNS = (
     "response_seconds",
     "status",
     "owner_id",
+    "policy",
+    "response_business_seconds",
 )
 
 

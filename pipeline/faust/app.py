@@ -19,7 +19,6 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from leadflow.agents.batch import Limits
-from leadflow.agents.fold import FoldConfig
 from leadflow.agents.metrics import Metrics
 from leadflow.agents.ports import Record, Send, SendMany
 from leadflow.agents.processor import LeadProcessor
@@ -163,7 +162,7 @@ def _processor(
         names=names,
         partitions=settings.partitions,
         partition_counts=partition_counts,
-        config=FoldConfig(settings.sla_seconds, frozenset(settings.recycle_reasons)),
+        config=settings.fold_config(),
         # The table in memory; the processor sends its changelog records itself, in batches.
         table=table.data,
         sink=sink,

@@ -201,7 +201,9 @@ class Expected:
         self.events = sum(s.lifecycle["event_count"] for s in self.leads.values())
 
 
-def expected_of(messages: Iterable[tuple[str, bytes | None]], now: datetime) -> Expected:
+def expected_of(
+    messages: Iterable[tuple[str, bytes | None]], now: datetime, config: FoldConfig = CONFIG
+) -> Expected:
     """``messages`` are (topic kind, raw value); classify and fold them as the contract says."""
     facts: dict[str, list[Fact]] = defaultdict(list)
     invalid = total = 0
@@ -212,7 +214,7 @@ def expected_of(messages: Iterable[tuple[str, bytes | None]], now: datetime) -> 
             facts[verdict.lead_id].append(Fact.from_event(verdict))
         else:
             invalid += 1
-    leads = {lead: fold(lead, lead_facts, CONFIG, now) for lead, lead_facts in facts.items()}
+    leads = {lead: fold(lead, lead_facts, config, now) for lead, lead_facts in facts.items()}
     return Expected(leads, invalid, total)
 
 
