@@ -15,6 +15,8 @@ def run_ingest(settings: Settings) -> int:
     """Serve the ingestion API; refuses to start without LEADFLOW_INGEST_TOKENS."""
     tokens = load_tokens(settings.ingest_tokens)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    for chatty in ("kafka", "aiokafka"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)
     app = build_app(settings, tokens)
     scopes = ", ".join(sorted({f"{t.name} ({t.scope})" for t in tokens}))
     print(
