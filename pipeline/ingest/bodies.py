@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import zlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-
-import orjson
 
 MAX_BODY_BYTES = 5 * 1024 * 1024
 JSON_LINES_TYPES = frozenset({"application/x-ndjson", "application/jsonl"})
@@ -88,16 +87,70 @@ def is_json_lines(content_type: str) -> bool:
     return content_type.split(";", 1)[0].strip().lower() in JSON_LINES_TYPES
 
 
-def split_json(body: bytes) -> list[Item]:
-    """One event or an array of events, each re-encoded as the bytes the pipeline would read."""
-    if not body.strip():
-        raise BodyError(400, "the body is empty; send one event, an array or JSON Lines")
+def _no_constant(name: str) -> object:
+    raise ValueError(f"{name} is not JSON")
+
+
+# Numbers stay text: each event is published as the bytes the caller sent, digit for digit.
+_DECODER = json.JSONDecoder(parse_float=str, parse_int=str, parse_constant=_no_constant)
+_SPACE = " \t\n\r"
+
+
+def _text(body: bytes) -> str:
     try:
-        parsed = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise BodyError(400, f"the body is not UTF-8 JSON: {exc}") from None
-    values = parsed if isinstance(parsed, list) else [parsed]
-    return [orjson.dumps(value) for value in values]
+        return body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BodyError(400, f"the body is not UTF-8: {exc}") from None
+
+
+def _skip(text: str, pos: int) -> int:
+    while pos < len(text) and text[pos] in _SPACE:
+        pos += 1
+    return pos
+
+
+def _value_end(text: str, pos: int) -> int:
+    """Where the JSON value starting at ``pos`` ends; BodyError if there is none."""
+    try:
+        return int(_DECODER.raw_decode(text, pos)[1])
+    except (ValueError, IndexError) as exc:
+        raise BodyError(400, f"the body is not JSON: {exc}") from None
+
+
+def _elements(text: str, pos: int) -> list[str]:
+    """The raw text of each element of the array opening at ``pos``."""
+    found: list[str] = []
+    pos = _skip(text, pos + 1)
+    if text.startswith("]", pos):
+        return found if _skip(text, pos + 1) == len(text) else _trailing()
+    while True:
+        end = _value_end(text, pos)
+        found.append(text[pos:end])
+        pos = _skip(text, end)
+        if text.startswith(",", pos):
+            pos = _skip(text, pos + 1)
+        elif text.startswith("]", pos):
+            return found if _skip(text, pos + 1) == len(text) else _trailing()
+        else:
+            raise BodyError(400, f"the body is not JSON: expected , or ] at character {pos}")
+
+
+def _trailing() -> list[str]:
+    raise BodyError(400, "the body is not JSON: text follows the end of the array")
+
+
+def split_json(body: bytes) -> list[Item]:
+    """One event or an array of events, each as the raw bytes the caller sent."""
+    text = _text(body)
+    pos = _skip(text, 0)
+    if pos == len(text):
+        raise BodyError(400, "the body is empty; send one event, an array or JSON Lines")
+    if text[pos] == "[":
+        return [element.encode("utf-8") for element in _elements(text, pos)]
+    end = _value_end(text, pos)
+    if _skip(text, end) != len(text):
+        raise BodyError(400, "the body is not JSON: text follows the first value")
+    return [text[pos:end].encode("utf-8")]
 
 
 def split_json_lines(body: bytes) -> list[Item]:
@@ -105,14 +158,19 @@ def split_json_lines(body: bytes) -> list[Item]:
     items: list[Item] = []
     for line in body.split(b"\n"):
         stripped = line.strip()
-        if not stripped:
-            continue
-        try:
-            orjson.loads(stripped)
-        except orjson.JSONDecodeError as exc:
-            items.append(LineError(f"the line is not UTF-8 JSON: {exc}"))
-            continue
-        items.append(stripped)
+        if stripped:
+            items.append(_line_item(stripped))
     if not items:
         raise BodyError(400, "the body has no JSON Lines; send one event per line")
     return items
+
+
+def _line_item(line: bytes) -> Item:
+    try:
+        text = line.decode("utf-8")
+        end = _DECODER.raw_decode(text, 0)[1]
+    except (ValueError, IndexError) as exc:
+        return LineError(f"the line is not UTF-8 JSON: {exc}")
+    if end != len(text):
+        return LineError("the line is not JSON: text follows the first value")
+    return line
