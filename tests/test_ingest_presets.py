@@ -23,10 +23,10 @@ from leadflow.pipeline.ingest.salesforce import map_salesforce
 from leadflow.pipeline.kafka.broker import EmbeddedBroker
 from leadflow.schemas.errors import LeadflowError
 from leadflow.sinks import make_engine
-from leadflow.sinks.queries import table_rows
 from tests.support.faults import wait_for
 from tests.support.fixtures import WorkerFactory
 from tests.support.ingest import SECRETS, IngestProcess
+from tests.support.queries import table_rows
 
 SECRET = "hs-client-secret-6b1d"
 PUBLIC = "https://ingest.example.test"

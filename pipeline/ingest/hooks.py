@@ -8,15 +8,15 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from leadflow.pipeline.ingest.app import (
+from leadflow.pipeline.ingest.bodies import BodyError
+from leadflow.pipeline.ingest.door import judge
+from leadflow.pipeline.ingest.handling import (
     authorize,
     check_count,
     error,
     publish_verdicts,
     read_limited,
 )
-from leadflow.pipeline.ingest.bodies import BodyError
-from leadflow.pipeline.ingest.door import judge
 from leadflow.pipeline.ingest.hubspot import check_signature, map_hubspot
 from leadflow.pipeline.ingest.mapping import Mapped, Refused
 from leadflow.pipeline.ingest.presets import HubSpotPreset, SalesforcePreset, load_presets

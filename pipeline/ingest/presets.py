@@ -91,7 +91,7 @@ def load_presets(path: str | None) -> Presets:
     """The presets file (JSON is valid YAML); no file means no hooks."""
     if not path:
         return Presets()
-    import yaml
+    import yaml  # type: ignore[import-untyped]
 
     file = Path(path)
     if not file.is_file():
