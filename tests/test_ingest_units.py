@@ -129,6 +129,12 @@ def test_read_body_limits_after_decoding() -> None:
         read(bomb, "gzip")
     assert info.value.status == 413
     assert read(zlib.compress(b"[1]"), "deflate") == b"[1]"
+    members = gzip.compress(b'[{"a": 1},') + gzip.compress(b'{"b": 2}]')
+    assert read(members, "gzip") == b'[{"a": 1},{"b": 2}]'
+    half = b"y" * (MAX_BODY_BYTES // 2 + 1)
+    with pytest.raises(BodyError) as info:
+        read(gzip.compress(half) + gzip.compress(half), "gzip")
+    assert info.value.status == 413
 
 
 def test_read_body_refuses_broken_and_unknown_encodings() -> None:
@@ -136,6 +142,8 @@ def test_read_body_refuses_broken_and_unknown_encodings() -> None:
         (b"not gzip at all", "gzip", 400),
         (gzip.compress(b"[1, 2]")[:-6], "gzip", 400),
         (b"[]", "br", 415),
+        (zlib.compress(b"[1]") + b"junk", "deflate", 400),
+        (gzip.compress(b"[1]") + b"junk", "gzip", 400),
     ):
         with pytest.raises(BodyError) as info:
             read(data, encoding)

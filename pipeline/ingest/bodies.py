@@ -33,52 +33,71 @@ class LineError:
 Item = bytes | LineError
 
 
-def _decoder(encoding: str) -> zlib._Decompress | None:
-    name = encoding.strip().lower()
-    if name in ("", "identity"):
-        return None
-    if name in ("gzip", "x-gzip"):
-        return zlib.decompressobj(16 + zlib.MAX_WBITS)
-    if name == "deflate":
-        return zlib.decompressobj()
-    raise BodyError(415, f"Content-Encoding {encoding!r} is not supported (use gzip or none)")
-
-
 def _too_large() -> BodyError:
     return BodyError(413, f"the body is over {MAX_BODY_BYTES} bytes (5 MiB) once decoded")
 
 
-def _inflate(decoder: zlib._Decompress, chunk: bytes, size: int) -> bytes:
-    """Decompress ``chunk`` without ever producing more than one byte past the limit."""
-    out = bytearray()
-    data = chunk
-    while True:
-        room = MAX_BODY_BYTES - size - len(out) + 1
-        try:
-            out += decoder.decompress(data, room)
-        except zlib.error as exc:
-            raise BodyError(400, f"the body is not valid for its Content-Encoding: {exc}") from None
-        if size + len(out) > MAX_BODY_BYTES:
-            raise _too_large()
-        data = decoder.unconsumed_tail
-        if not data:
-            return bytes(out)
+class _Inflater:
+    """gzip (every member of a multi-member stream) or deflate, never past the limit."""
+
+    def __init__(self, gzip: bool) -> None:
+        self.wbits = 16 + zlib.MAX_WBITS if gzip else zlib.MAX_WBITS
+        self.gzip = gzip
+        self.decoder = zlib.decompressobj(self.wbits)
+
+    @property
+    def complete(self) -> bool:
+        return self.decoder.eof
+
+    def feed(self, chunk: bytes, size: int) -> bytes:
+        """Decompress ``chunk``, producing at most one byte past the limit before a 413."""
+        out = bytearray()
+        data = chunk
+        while data:
+            room = MAX_BODY_BYTES - size - len(out) + 1
+            try:
+                out += self.decoder.decompress(data, room)
+            except zlib.error as exc:
+                raise BodyError(
+                    400, f"the body is not valid for its Content-Encoding: {exc}"
+                ) from None
+            if size + len(out) > MAX_BODY_BYTES:
+                raise _too_large()
+            data = self.decoder.unconsumed_tail or self._next_member()
+        return bytes(out)
+
+    def _next_member(self) -> bytes:
+        rest = self.decoder.unused_data if self.decoder.eof else b""
+        if rest and not self.gzip:
+            raise BodyError(400, "the body goes on after the end of its deflate stream")
+        if rest:
+            self.decoder = zlib.decompressobj(self.wbits)
+        return rest
+
+
+def _inflater(encoding: str) -> _Inflater | None:
+    name = encoding.strip().lower()
+    if name in ("", "identity"):
+        return None
+    if name in ("gzip", "x-gzip", "deflate"):
+        return _Inflater(gzip=name != "deflate")
+    raise BodyError(415, f"Content-Encoding {encoding!r} is not supported (use gzip or none)")
 
 
 async def read_body(chunks: AsyncIterator[bytes], encoding: str) -> bytes:
     """The decoded body; 413 as soon as it passes 5 MiB, decompressed chunk by chunk."""
-    decoder = _decoder(encoding)
-    raw_limit = MAX_BODY_BYTES if decoder is None else MAX_BODY_BYTES + _RAW_SLACK
+    inflater = _inflater(encoding)
+    raw_limit = MAX_BODY_BYTES if inflater is None else MAX_BODY_BYTES + _RAW_SLACK
     body = bytearray()
     received = 0
     async for chunk in chunks:
         received += len(chunk)
         if received > raw_limit:
             raise _too_large()
-        body += chunk if decoder is None else _inflate(decoder, chunk, len(body))
+        body += chunk if inflater is None else inflater.feed(chunk, len(body))
         if len(body) > MAX_BODY_BYTES:
             raise _too_large()
-    if decoder is not None and not decoder.eof and received:
+    if inflater is not None and received and not inflater.complete:
         raise BodyError(400, "the compressed body ends before its compressed stream does")
     return bytes(body)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Sequence
 
@@ -14,8 +13,6 @@ from leadflow.pipeline.ingest.metrics import IngestMetrics
 from leadflow.pipeline.ingest.producer import IngestProducer, PublishTimeout
 from leadflow.pipeline.ingest.tokens import Token, find_token
 from leadflow.pipeline.settings import Settings
-
-log = logging.getLogger(__name__)
 
 PRODUCER: web.AppKey[IngestProducer] = web.AppKey("producer", IngestProducer)
 METRICS: web.AppKey[IngestMetrics] = web.AppKey("metrics", IngestMetrics)
