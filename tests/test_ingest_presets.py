@@ -111,6 +111,8 @@ def test_hubspot_subscription_event_becomes_lead_created() -> None:
         "company": None,
     }
     assert mapped(dict(HS_SUBSCRIPTION[0], attemptNumber=3))["event_id"] == event["event_id"]
+    generic = dict(HS_SUBSCRIPTION[0], subscriptionType="object.propertyChange", objectTypeId="0-1")
+    assert mapped(generic) == event
 
 
 def test_hubspot_workflow_contact_and_deal() -> None:
@@ -156,6 +158,7 @@ def test_hubspot_ignored_unmapped_and_unknown() -> None:
         ({"objectId": 1, "properties": {"email": "a@b.c"}}, "lifecyclestage"),
         (dict(HS_SUBSCRIPTION[0], subscriptionType="contact.creation"), "subscriptionType"),
         (dict(HS_SUBSCRIPTION[0], propertyName="email"), "propertyName"),
+        (dict(HS_SUBSCRIPTION[0], subscriptionType="object.propertyChange"), "subscriptionType"),
         ({"properties": {"lifecyclestage": "lead"}}, "objectId"),
         (hs_deal("closedwon", "2026-11-05T16:00:00Z", contact_id=""), "contact_id"),
         (hs_contact("lead", "yesterday"), "hs_lifecyclestage_lead_date"),

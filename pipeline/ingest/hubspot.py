@@ -80,12 +80,12 @@ def map_hubspot(item: Any, preset: HubSpotPreset) -> Mapped:
 
 def _subscription_event(item: dict[str, Any], preset: HubSpotPreset) -> Mapped:
     kind = item.get("subscriptionType")
-    if kind not in ("contact.propertyChange", "object.propertyChange"):
-        raise PayloadError(f"subscriptionType {kind!r} is not contact.propertyChange")
+    generic_contact = kind == "object.propertyChange" and item.get("objectTypeId") == "0-1"
+    if kind != "contact.propertyChange" and not generic_contact:
+        raise PayloadError(f"subscriptionType {kind!r} is not a contact.propertyChange")
     if item.get("propertyName") != "lifecyclestage":
         raise PayloadError(f"propertyName {item.get('propertyName')!r} is not lifecyclestage")
-    props = {"lifecyclestage": item.get("propertyValue")}
-    return _contact({**item, "occurredAt": item.get("occurredAt")}, props, preset)
+    return _contact(item, {"lifecyclestage": item.get("propertyValue")}, preset)
 
 
 def _contact(item: dict[str, Any], props: dict[str, Any], preset: HubSpotPreset) -> Mapped:
