@@ -158,13 +158,16 @@ def test_split_json_and_json_lines() -> None:
         b'{"amount": 12345678901234567.89}'
     ]
     assert split_json(b" [ ] ") == []
-    for body in (b"", b"  \n", b"{", b"\xff", b"[1,]", b"[1 2]", b"[1] x", b"{} {}", b"[NaN]"):
+    deep = b"[" * 200_000 + b"]" * 200_000
+    bad = (b"", b"  \n", b"{", b"\xff", b"[1,]", b"[1 2]", b"[1] x", b"{} {}", b"[NaN]", deep)
+    for body in bad:
         with pytest.raises(BodyError) as info:
             split_json(body)
         assert info.value.status == 400
     items = split_json_lines(b'{"a": 1}\r\n\n  \nnope\n[1]\n{} {}')
     assert items[0] == b'{"a": 1}' and isinstance(items[1], LineError) and items[2] == b"[1]"
     assert isinstance(items[3], LineError) and len(items) == 4
+    assert isinstance(split_json_lines(b"[" * 200_000)[0], LineError)
     assert is_json_lines("application/x-ndjson; charset=utf-8")
     assert is_json_lines("Application/JSONL") and not is_json_lines("application/json")
 

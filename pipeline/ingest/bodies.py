@@ -132,7 +132,7 @@ def _value_end(text: str, pos: int) -> int:
     """Where the JSON value starting at ``pos`` ends; BodyError if there is none."""
     try:
         return int(_DECODER.raw_decode(text, pos)[1])
-    except (ValueError, IndexError) as exc:
+    except (ValueError, IndexError, RecursionError) as exc:
         raise BodyError(400, f"the body is not JSON: {exc}") from None
 
 
@@ -188,7 +188,7 @@ def _line_item(line: bytes) -> Item:
     try:
         text = line.decode("utf-8")
         end = _DECODER.raw_decode(text, 0)[1]
-    except (ValueError, IndexError) as exc:
+    except (ValueError, IndexError, RecursionError) as exc:
         return LineError(f"the line is not UTF-8 JSON: {exc}")
     if end != len(text):
         return LineError("the line is not JSON: text follows the first value")
