@@ -178,6 +178,8 @@ def test_the_door_judges_as_classify_does_within_the_scope() -> None:
         verdicts = judge(items, scope, NOW)
         assert len(verdicts.outgoing) == accepted
         assert [r["reason"] for r in verdicts.refused] == ["wrong_topic"] * (2 - accepted)
+    huge = dict(ASSIGNED, event_id="e-3", extra=10**30)
+    assert len(judge([json.dumps(huge).encode()], "all", NOW).outgoing) == 1
     routed = judge(items, "all", NOW).outgoing
     assert [(kind, key) for kind, key, _ in routed] == [("marketing", b"L-1"), ("sales", b"L-1")]
     assert routed[0][2] == items[0]

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
-
-import orjson
 
 from leadflow.pipeline.ingest.bodies import Item, LineError
 from leadflow.pipeline.ingest.producer import Outgoing
@@ -29,8 +28,8 @@ class Verdicts:
 def _own_kind(raw: bytes) -> str:
     """The topic kind an event's type belongs to (unknown types fall to classify's verdict)."""
     try:
-        value = orjson.loads(raw)
-    except orjson.JSONDecodeError:
+        value = json.loads(raw, parse_int=str, parse_float=str)
+    except (ValueError, RecursionError):
         return "marketing"
     event_type = value.get("event_type") if isinstance(value, dict) else None
     return topic_kind_of(event_type) if isinstance(event_type, str) else "marketing"
