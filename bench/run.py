@@ -14,6 +14,8 @@ Phases (each with its own timeout, every process started and stopped by PID):
              on SQLite and on PostgreSQL (a fresh schema, dropped afterwards)
 5. latency   1,000 events/s for 60 s; publish -> row visible in the store, p50/p99
 6. state     worker RSS per 100,000 leads in state; throughput with few vs many leads
+7. ingest    events/s through `leadflow ingest` at 200 events a request, request p99
+             (bench/ingest.py)
 
 The last line printed is the ``bench:`` summary; the figures also go to
 bench/results/<timestamp>.json, bench/results/latest.json and bench/results/bench.png.
@@ -57,6 +59,7 @@ from bench.harness import (
     publish,
     say,
 )
+from bench.ingest import run_ingest
 from bench.state import run_state, state_line
 
 
@@ -514,7 +517,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only",
         default="",
-        help="comma list of phases (raw,ceiling,naive,sqlite,postgresql,latency,state)",
+        help="comma list of phases (raw,ceiling,naive,sqlite,postgresql,latency,state,ingest)",
     )
     parser.add_argument("--state-big", type=int, default=None, help="leads of the big state worker")
     parser.add_argument(
@@ -620,6 +623,10 @@ def main(argv: list[str] | None = None) -> int:
                     f"max {fmt(body['max_ms'])} ms, "
                     f"{body['unseen_events']} unseen of {body['measured_events']:,}"
                 )
+        if wanted("ingest"):
+            body = phase(results, errors, "ingest", run_ingest, ctx, 180.0)
+            if body:
+                results["ingest"] = body
         if wanted("state"):
             # The load gets what is left of the budget, and on a slow day at least what
             # loading the big state at 1,500 leads a second takes.
@@ -647,6 +654,7 @@ def main(argv: list[str] | None = None) -> int:
     latency = results.get("latency") or {}
     state = results.get("state") or {}
     startups = [v["worker_startup_s"] for v in lf.values() if v]
+    ingest = (results.get("ingest") or {}).get("one_client") or {}
 
     def ratio(a: float | None, b: float | None) -> float | None:
         return a / b if a and b else None
@@ -667,6 +675,8 @@ def main(argv: list[str] | None = None) -> int:
         "rss_per_100k_mb": state.get("rss_per_100k_mb"),
         "throughput_big_vs_small": state.get("throughput_big_vs_small"),
         "startup_s": max(startups) if startups else None,
+        "ingest_events_per_s": ingest.get("events_per_s"),
+        "ingest_p99_ms": ingest.get("p99_ms"),
         "targets": {
             "ratio_ceiling": ">= 0.6",
             "ratio_naive": ">= 3",
@@ -714,7 +724,9 @@ def main(argv: list[str] | None = None) -> int:
         f"ratio_raw={fmt(summary['ratio_raw'], 3)} "
         f"ratio_ceiling={fmt(summary['ratio_ceiling'], 2)} "
         f"ratio_naive={fmt(summary['ratio_naive'], 2)} p99_ms={fmt(summary['p99_ms'])} "
-        f"rss_per_100k_mb={fmt(summary['rss_per_100k_mb'], 1)}",
+        f"rss_per_100k_mb={fmt(summary['rss_per_100k_mb'], 1)} "
+        f"ingest={fmt(summary['ingest_events_per_s'])} "
+        f"ingest_p99_ms={fmt(summary['ingest_p99_ms'])}",
         flush=True,
     )
     return 1 if errors else 0

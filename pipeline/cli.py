@@ -12,6 +12,16 @@ from leadflow.pipeline.settings import Settings, load_settings
 from leadflow.schemas.errors import LeadflowError
 
 Handler = Callable[[argparse.Namespace, Settings], int]
+_INGEST_EXAMPLE = """\
+LEADFLOW_INGEST_TOKENS=tokens.txt leadflow ingest
+  tokens.txt holds `name scope token` lines (scope marketing, sales or all); then:
+  curl -sS http://127.0.0.1:6068/v1/events \\
+    -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \\
+    -d '{"event_id":"e-1","event_type":"lead.created","lead_id":"L-1",
+         "occurred_at":"2026-03-02T09:00:00Z","source":"paid_search"}'
+  answers {"accepted": 1, "refused": []} once the broker acknowledged the event.
+  JSON Lines: -H 'Content-Type: application/x-ndjson' --data-binary @events.jsonl
+  Limits: LEADFLOW_INGEST_MAX_EVENTS events (default 5000) and 5 MiB decoded a request."""
 
 
 def _schemas(args: argparse.Namespace, settings: Settings) -> int:
@@ -93,6 +103,12 @@ def _dashboard(args: argparse.Namespace, settings: Settings) -> int:
     from leadflow.pipeline.dashboard.server import serve_dashboard
 
     return serve_dashboard(settings.store_url, args.host, args.port)
+
+
+def _ingest(args: argparse.Namespace, settings: Settings) -> int:
+    from leadflow.pipeline.ingest.server import run_ingest
+
+    return run_ingest(settings)
 
 
 def _day(text: str) -> date:
@@ -281,6 +297,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--source", help="the lead's source")
     sub.add_argument("--campaign", help="the lead's campaign_id")
     sub.add_argument("--score", type=int, help="the lead's score at MQL")
+    add(
+        "ingest",
+        _ingest,
+        "serve the HTTP ingestion API (POST /v1/events, GET /v1/health, /metrics, preset hooks)"
+        " for producers that cannot speak Kafka; put TLS termination in front of it",
+        _INGEST_EXAMPLE,
+    )
     db = add("db", _db, "database commands: upgrade applies the migrations", "leadflow db upgrade")
     db.add_argument("action", choices=["upgrade"])
     return parser

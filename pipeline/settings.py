@@ -54,6 +54,13 @@ class Settings(BaseSettings):
     ssl_certfile: str | None = None
     ssl_keyfile: str | None = None
     goals_refresh_seconds: float = Field(default=15.0, gt=0, le=3600)
+    # HTTP ingestion (contract section 9).
+    ingest_host: str = "127.0.0.1"
+    ingest_port: int = Field(default=6068, ge=0, le=65535)
+    ingest_tokens: str | None = None
+    ingest_presets: str | None = None
+    ingest_max_events: int = Field(default=5000, ge=1, le=100_000)
+    ingest_publish_timeout: float = Field(default=30.0, gt=0, le=300)
 
     @field_validator("recycle_reasons", mode="before")
     @classmethod

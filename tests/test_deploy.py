@@ -71,6 +71,8 @@ COMPOSE_SERVICES = {
     "migrate",
     *WORKERS,
     "simulator",
+    "ingest",
+    "ingest-tls",
     "prometheus",
     "grafana",
 }
@@ -201,8 +203,13 @@ def k8s_objects() -> list[dict[str, Any]]:
     return [doc for path in K8S_MANIFESTS for doc in yaml.safe_load_all(path.read_text()) if doc]
 
 
-def k8s_object(kind: str) -> dict[str, Any]:
-    (found,) = [obj for obj in k8s_objects() if obj["kind"] == kind]
+def k8s_object(kind: str, name: str | None = None) -> dict[str, Any]:
+    """The one object of ``kind`` (and ``name``, where a kind has several)."""
+    (found,) = [
+        obj
+        for obj in k8s_objects()
+        if obj["kind"] == kind and name in (None, obj["metadata"]["name"])
+    ]
     return found
 
 
@@ -222,7 +229,7 @@ def test_k8s_manifest_validates(path: Path) -> None:
 
 
 def test_k8s_workers() -> None:
-    deployment = k8s_object("Deployment")
+    deployment = k8s_object("Deployment", "leadflow-worker")
     spec = deployment["spec"]
     pod = spec["template"]["spec"]
     (container,) = pod["containers"]
@@ -235,7 +242,7 @@ def test_k8s_workers() -> None:
     assert {"requests", "limits"} <= container["resources"].keys()
     sources = {next(iter(ref.values()))["name"] for ref in container["envFrom"]}
     assert sources == {k8s_object("ConfigMap")["metadata"]["name"], "leadflow-secrets"}
-    service = k8s_object("Service")
+    service = k8s_object("Service", "leadflow-worker")
     assert service["spec"]["type"] == "ClusterIP"
     assert service["spec"]["ports"][0]["name"] == "metrics"
     assert service["spec"]["selector"].items() <= spec["template"]["metadata"]["labels"].items()
@@ -245,7 +252,7 @@ def test_k8s_workers() -> None:
 
 def test_k8s_settings_are_real(monkeypatch: pytest.MonkeyPatch) -> None:
     config = k8s_object("ConfigMap")["data"]
-    secret = k8s_object("Secret")["stringData"]
+    secret = k8s_object("Secret", "leadflow-secrets")["stringData"]
     unknown = (config.keys() | secret.keys()) - setting_env_names()
     assert not unknown, f"not Settings fields: {sorted(unknown)}"
     assert "LEADFLOW_DATABASE_URL" not in config, "the database URL carries the password"
@@ -417,3 +424,67 @@ def test_dashboard_uses_the_provisioned_datasource() -> None:
 def test_grafana_variable_substitution() -> None:
     expr = 'rate(x{instance=~"$instance"}[$__rate_interval]) / increase(y[${__range}])'
     assert without_grafana_variables(expr) == 'rate(x{instance=~".*"}[5m]) / increase(y[5m])'
+
+
+# --- leadflow ingest -----------------------------------------------------------------------
+
+
+def test_k8s_ingest_serves_behind_tls_with_tokens_from_a_secret(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from leadflow.pipeline.ingest.presets import Presets
+    from leadflow.pipeline.ingest.tokens import parse_tokens
+
+    deployment = k8s_object("Deployment", "leadflow-ingest")
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["args"] == ["ingest"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert container["ports"] == [{"name": "http", "containerPort": 6068, "protocol": "TCP"}]
+    assert container["readinessProbe"]["httpGet"] == {"path": "/v1/health", "port": "http"}
+    assert "httpGet" not in container["livenessProbe"], "a broker outage must not restart pods"
+    env = {item["name"]: item["value"] for item in container["env"]}
+    config = k8s_object("ConfigMap")["data"]
+    settings = settings_from({**config, **env}, monkeypatch)
+    assert (settings.ingest_host, settings.ingest_port) == ("0.0.0.0", 6068)
+    (mount,) = [m for m in container["volumeMounts"] if m["name"] == "ingest-secret"]
+    (volume,) = [v for v in pod["volumes"] if v["name"] == "ingest-secret"]
+    secret = k8s_object("Secret", volume["secret"]["secretName"])["stringData"]
+    for variable in ("LEADFLOW_INGEST_TOKENS", "LEADFLOW_INGEST_PRESETS"):
+        folder, _, key = env[variable].rpartition("/")
+        assert folder == mount["mountPath"] and key in secret, variable
+    assert parse_tokens(secret["tokens.txt"])
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    service = k8s_object("Service", "leadflow-ingest")
+    assert service["spec"]["selector"].items() <= labels.items()
+    worker_service = k8s_object("Service", "leadflow-worker")
+    assert not worker_service["spec"]["selector"].items() <= labels.items()
+    ingress = k8s_object("Ingress", "leadflow-ingest")["spec"]
+    assert ingress["tls"] and ingress["tls"][0]["secretName"]
+    backends = [p["backend"]["service"] for r in ingress["rules"] for p in r["http"]["paths"]]
+    assert backends == [{"name": "leadflow-ingest", "port": {"name": "http"}}]
+    placeholder = yaml.safe_load(secret["presets.yaml"]) or {}
+    assert Presets.model_validate(placeholder) == Presets(), "the placeholder enables no hook"
+
+
+def test_compose_ingest_behind_tls_with_tokens_from_a_secret(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from leadflow.pipeline.ingest.tokens import parse_tokens
+
+    ingest = SERVICES["ingest"]
+    assert ingest["command"] == ["ingest"]
+    assert "ports" not in ingest, "ingest is reached through ingest-tls only"
+    settings = settings_from(service_env(ingest), monkeypatch)
+    assert settings.ingest_host == "0.0.0.0"
+    (secret,) = ingest["secrets"]
+    assert settings.ingest_tokens == f"/run/secrets/{secret}"
+    tokens = DEPLOY / COMPOSE_DOC["secrets"][secret]["file"]
+    assert parse_tokens(tokens.read_text(encoding="utf-8"))
+    proxy = SERVICES["ingest-tls"]
+    assert proxy["command"][-1] == f"ingest:{settings.ingest_port}"
+    assert any(arg.startswith("https://") for arg in proxy["command"])
+    assert proxy["ports"] == ["127.0.0.1:8443:8443"]
+    config = load_yaml(PROMETHEUS_CONFIG)
+    (job,) = [j for j in config["scrape_configs"] if j["job_name"] == "leadflow-ingest"]
+    assert job["static_configs"][0]["targets"] == [f"ingest:{settings.ingest_port}"]
