@@ -32,6 +32,7 @@ from leadflow.pipeline.faust.patches.tuning import (
     correct_highwaters,
     seek_uncommitted_to_beginning,
 )
+from leadflow.pipeline.kafka import decoding
 from leadflow.pipeline.kafka.topics import true_end_offsets
 from leadflow.pipeline.settings import Settings
 from leadflow.schemas.records import STATE_TABLE, TopicNames
@@ -72,6 +73,7 @@ def faust_settings(settings: Settings) -> dict[str, Any]:
         # On a rebalance, let batches in flight reach the store and ack before partitions go.
         "stream_wait_empty": True,
         "producer_linger": 0.002,
+        "producer_compression_type": settings.compression_type,
         "web_enabled": True,
         "web_bind": settings.web_host,
         "web_port": settings.web_port,
@@ -118,6 +120,7 @@ def create_app(
     correct_highwaters()
     seek_uncommitted_to_beginning()
     faust_drain.install()
+    decoding.install()
     app = LeadflowApp(settings.app_id, **faust_settings(settings))
     app.end_probe = functools.partial(true_end_offsets, settings)
     # Faust's own sensors, in the same registry: /metrics serves both.
@@ -147,7 +150,9 @@ def create_app(
     async def send_many(topic: str, records: Sequence[Record]) -> list[Any]:
         await primed()
         producer: Any = app.producer
-        return await record_batches.send_records(producer._ensure_producer(), topic, records)
+        return await record_batches.send_records(
+            producer._ensure_producer(), topic, records, codec=settings.codec_id
+        )
 
     processor = LeadProcessor(
         names=names,
