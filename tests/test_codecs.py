@@ -3,7 +3,7 @@
 Producers other than ours (confluent-kafka: librdkafka, its own partitioner, idempotence on)
 and ours (kafka-python through ``Publisher``) publish in each codec, with keys by lead, random
 and none; a worker whose own output uses the same codec must leave the store equal to the
-pure fold. The test process reads the topics back and checks which codec each batch carries.
+pure fold. The test process reads the topics back and checks the codec of every batch.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from leadflow.pipeline.kafka.broker import EmbeddedBroker
 from leadflow.pipeline.kafka.producer import Publisher
 from leadflow.pipeline.publish.simulate import SimMessage
 from leadflow.pipeline.settings import CODEC_IDS, load_settings
+from leadflow.schemas.classify import Rejection, classify
 from leadflow.schemas.errors import SettingsError
 from leadflow.sinks import make_engine
 from leadflow.sinks.queries import table_rows
@@ -109,19 +110,18 @@ async def _read_all(servers: str, topic: str, timeout: float) -> int:
     return count
 
 
-def assert_codecs(broker: EmbeddedBroker, codec: str, *, inputs_may_skip: bool) -> None:
-    """The inputs carry ``codec`` (librdkafka sends a batch plain when that is smaller) and
-    every batch the worker wrote is in ``codec``."""
+def assert_codecs(broker: EmbeddedBroker, codec: str) -> None:
+    """Every topic, input and the worker's output, holds batches in ``codec``, and no other.
+
+    Producers (librdkafka, kafka-python and aiokafka alike) send a batch plain when
+    compressing does not make it smaller, so plain batches may sit beside them.
+    """
     names = settings_for(broker, "sqlite://").topic_names()
     wanted = CODEC_IDS[codec]
-    for topic in (names.marketing, names.sales):
+    for topic in (names.marketing, names.sales, names.lifecycle, names.dead_letters):
         seen = batch_codecs(bootstrap(broker), topic)
         assert wanted in seen, f"{topic}: batches in codecs {seen}, none in {codec}"
-        allowed = {0, wanted} if inputs_may_skip else {wanted}
-        assert seen <= allowed, f"{topic}: batches in codecs {seen}, expected {allowed}"
-    for topic in (names.lifecycle, names.dead_letters):
-        seen = batch_codecs(bootstrap(broker), topic)
-        assert seen == {wanted}, f"worker output {topic}: codecs {seen}, expected {codec}"
+        assert seen <= {0, wanted}, f"{topic}: batches in codecs {seen}, expected {codec}"
 
 
 def run_codec_case(
@@ -139,7 +139,7 @@ def run_codec_case(
             publisher.send_all((m.topic_kind, m.key, m.value) for m in messages)
     wait_store(url, expected, timeout=90, workers=[worker])
     assert_store_equals(url, expected)
-    assert_codecs(broker, codec, inputs_may_skip=client == "confluent-kafka")
+    assert_codecs(broker, codec)
 
 
 @pytest.mark.broker
@@ -176,25 +176,27 @@ def test_kafka_python_publisher_in_every_codec_gives_the_fold(
 BROKEN = ("gzip_garbage", "zstd_garbage", "bad_crc")
 
 
-def broken_batch(kind: str, records: int = 3) -> Any:
+def broken_batch(kind: str, records: int = 3, codec: int = 0) -> Any:
     """An aiokafka ``BatchBuilder`` whose built bytes are a v2 batch nobody can decode.
 
-    Its codec bits claim gzip or zstd over a plain body (CRC recomputed, so only the
-    decompression fails), or its CRC is wrong. Tansu stores both; it refuses unknown codec
-    ids (5-7) at produce time, so those never reach a consumer.
+    Its codec bits claim gzip, zstd or the unknown id 7 over a plain body (CRC recomputed,
+    so only the decompression fails), or its CRC is wrong; "intact" leaves it whole. Tansu
+    stores corrupt bodies and bad CRCs but refuses unknown codec ids at produce time, so
+    those are tested without a broker.
     """
     from aiokafka.producer.message_accumulator import BatchBuilder
     from aiokafka.record.util import calc_crc32c
 
-    builder = BatchBuilder(1 << 20, 0)
+    builder = BatchBuilder(1 << 20, codec)
     for i in range(records):
         builder.append(timestamp=None, key=b"K", value=b'{"broken": %d}' % i)
     buf = bytearray(builder._build())
     # v2 batch: CRC (uint32) at byte 17 covers everything from the attributes at byte 21.
     if kind == "bad_crc":
         buf[17] ^= 0xFF
-    else:
-        buf[22] = (buf[22] & ~0x07) | {"gzip_garbage": 1, "zstd_garbage": 4}[kind]
+    elif kind != "intact":
+        codec_bits = {"gzip_garbage": 1, "zstd_garbage": 4, "unknown_codec": 7}[kind]
+        buf[22] = (buf[22] & ~0x07) | codec_bits
         struct.pack_into(">I", buf, 17, calc_crc32c(bytes(buf[21:])))
     builder._buffer = bytes(buf)
     return builder
@@ -246,6 +248,31 @@ def test_undecodable_batches_become_dead_letters_and_the_worker_goes_on(
     assert all("3 record(s) are skipped" in r["error"] for r in letters), letters
     assert any("CRC" in r["error"] for r in letters), letters
     assert worker.proc.poll() is None, "the worker stopped"
+
+
+@pytest.mark.parametrize("kind", [*BROKEN, "unknown_codec"])
+def test_a_batch_that_cannot_be_decoded_is_one_stand_in_record(kind: str) -> None:
+    from aiokafka.record.memory_records import MemoryRecords
+
+    records = decoding.GuardedRecords(MemoryRecords(broken_batch(kind, records=4)._build()))
+    batch = records.next_batch()
+    assert batch is not None and batch.validate_crc()
+    (record,) = list(batch)
+    assert record.offset == 0 and record.key is None
+    verdict = classify(record.value, "marketing")
+    assert isinstance(verdict, Rejection) and verdict.reason == "invalid_json"
+    assert "offsets 0..3 could not be decoded" in verdict.error, verdict.error
+    assert records.next_batch() is None
+
+
+@pytest.mark.parametrize("codec", CODECS)
+def test_a_batch_that_decodes_passes_unchanged(codec: str) -> None:
+    from aiokafka.record.memory_records import MemoryRecords
+
+    built = broken_batch("intact", records=4, codec=CODEC_IDS[codec])._build()
+    batch = decoding.GuardedRecords(MemoryRecords(built)).next_batch()
+    assert batch is not None and batch.validate_crc()
+    assert [r.value for r in batch] == [b'{"broken": %d}' % i for i in range(4)]
 
 
 # -- the setting -----------------------------------------------------------------------------

@@ -61,7 +61,7 @@ class GuardedBatch:
         try:
             records = list(self._batch)
         except Exception as exc:  # any failure to decode belongs to this batch alone
-            yield self._stand_in(f"{type(exc).__name__}: {exc}")
+            yield self._stand_in(_describe(exc))
             return
         yield from records
 
@@ -74,6 +74,11 @@ class GuardedBatch:
             f"its {last - first + 1} record(s) are skipped"
         )
         return UndecodableRecord(first, timestamp, Undecodable(error))
+
+
+def _describe(exc: Exception) -> str:
+    text, name = str(exc), type(exc).__name__
+    return text if text.startswith(name) else f"{name}: {text}"
 
 
 class GuardedRecords:
