@@ -180,7 +180,8 @@ def broken_batch(kind: str, records: int = 3, codec: int = 0) -> Any:
     """An aiokafka ``BatchBuilder`` whose built bytes are a v2 batch nobody can decode.
 
     Its codec bits claim gzip, zstd or the unknown id 7 over a plain body (CRC recomputed,
-    so only the decompression fails), or its CRC is wrong; "intact" leaves it whole. Tansu
+    so only the decompression fails), or its CRC is wrong, or its last record is corrupt
+    under a valid CRC; "intact" leaves it whole. Tansu
     stores corrupt bodies and bad CRCs but refuses unknown codec ids at produce time, so
     those are tested without a broker.
     """
@@ -194,6 +195,9 @@ def broken_batch(kind: str, records: int = 3, codec: int = 0) -> Any:
     # v2 batch: CRC (uint32) at byte 17 covers everything from the attributes at byte 21.
     if kind == "bad_crc":
         buf[17] ^= 0xFF
+    elif kind == "corrupt_last_record":
+        buf[-1] = 0x7F  # the last record's header count: its record no longer parses
+        struct.pack_into(">I", buf, 17, calc_crc32c(bytes(buf[21:])))
     elif kind != "intact":
         codec_bits = {"gzip_garbage": 1, "zstd_garbage": 4, "unknown_codec": 7}[kind]
         buf[22] = (buf[22] & ~0x07) | codec_bits
@@ -263,6 +267,19 @@ def test_a_batch_that_cannot_be_decoded_is_one_stand_in_record(kind: str) -> Non
     assert isinstance(verdict, Rejection) and verdict.reason == "invalid_json"
     assert "offsets 0..3 could not be decoded" in verdict.error, verdict.error
     assert records.next_batch() is None
+
+
+def test_a_record_that_fails_mid_batch_leaves_the_records_before_it() -> None:
+    from aiokafka.record.memory_records import MemoryRecords
+
+    built = broken_batch("corrupt_last_record", records=4)._build()
+    batch = decoding.GuardedRecords(MemoryRecords(built)).next_batch()
+    assert batch is not None and batch.validate_crc()
+    *good, stand_in = list(batch)
+    assert [r.value for r in good] == [b'{"broken": %d}' % i for i in range(3)]
+    assert stand_in.offset == 3
+    verdict = classify(stand_in.value, "marketing")
+    assert isinstance(verdict, Rejection) and "from there on are skipped" in verdict.error
 
 
 @pytest.mark.parametrize("codec", CODECS)

@@ -2,11 +2,12 @@
 
 aiokafka decodes a fetched partition's batches lazily, in ``PartitionRecords``, while
 Faust's fetch loop iterates ``getmany``: a batch with an unknown codec, a bad CRC or a
-corrupt compressed body raises there, out of the fetch loop, and stops the worker. Here
-each fetched batch is decoded whole before any of its records is handed out; a batch that
-fails yields a single record at its first offset whose value is an ``Undecodable``, which
-``classify`` turns into a dead letter. The batch's other offsets are never delivered, so
-Faust's gap handling acknowledges them, and the fetch position moves past the batch.
+corrupt compressed body raises there, out of the fetch loop, and stops the worker. Here a
+batch whose CRC or body fails (its body is decompressed whole before its first record)
+yields a single record at its first offset whose value is an ``Undecodable``, which
+``classify`` turns into a dead letter; a record that fails later in a batch yields one at
+the batch's last offset instead. Skipped offsets are never delivered, so Faust's gap
+handling acknowledges them, and the fetch position moves past the batch.
 
 ``install`` wraps ``aiokafka.consumer.fetcher.PartitionRecords`` of aiokafka 0.14.0 (once
 per process); ``create_app`` calls it.
@@ -59,16 +60,30 @@ class GuardedBatch:
             yield self._stand_in("its CRC does not match its content")
             return
         try:
-            records = list(self._batch)
+            step = iter(self._batch).__next__  # decompresses the whole body
+            first = step()
+        except StopIteration:
+            return
         except Exception as exc:  # any failure to decode belongs to this batch alone
             yield self._stand_in(_describe(exc))
             return
-        yield from records
+        yield first
+        try:
+            yield from iter(step, None)  # C-level iteration: no Python frame per record
+        except Exception as exc:
+            yield self._stand_in(_describe(exc), rest_only=True)
 
-    def _stand_in(self, why: str) -> UndecodableRecord:
+    def _stand_in(self, why: str, rest_only: bool = False) -> UndecodableRecord:
         last = self._batch.next_offset - 1
         first = getattr(self._batch, "base_offset", last)
         timestamp = getattr(self._batch, "first_timestamp", -1)
+        if rest_only:
+            # At the batch's last offset: past every record already handed out.
+            error = (
+                f"a record of the batch at offsets {first}..{last} could not be decoded "
+                f"({why}); the batch's records from there on are skipped"
+            )
+            return UndecodableRecord(last, timestamp, Undecodable(error))
         error = (
             f"the record batch at offsets {first}..{last} could not be decoded ({why}); "
             f"its {last - first + 1} record(s) are skipped"
