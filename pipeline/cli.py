@@ -185,10 +185,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub = add(
         "schemas",
         _schemas,
-        "write the JSON Schema of every event type",
+        "write the JSON Schema of every event type, and one for all types",
         "leadflow schemas ./event-schemas",
     )
-    sub.add_argument("directory", help="folder to write <event_type>.schema.json files into")
+    sub.add_argument(
+        "directory",
+        help="folder for <event_type>.schema.json files and leadflow-event.schema.json",
+    )
     sub = add(
         "worker",
         _worker,
@@ -218,7 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
         "simulate",
         _simulate,
         "publish realistic synthetic marketing and sales events",
-        "leadflow simulate --leads 1000 --rate 500 --seed 7",
+        "LEADFLOW_COMPRESSION=zstd leadflow simulate --leads 1000 --rate 500 --seed 7",
     )
     sub.add_argument("--leads", type=_positive, default=1000, help="leads to simulate")
     sub.add_argument("--rate", type=float, default=0.0, help="messages per second (0: no limit)")
@@ -268,7 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
         "publish",
         _publish,
         "publish events from a JSON Lines file (validated first; exit 1 if any line is refused)",
-        "leadflow publish events.jsonl",
+        "LEADFLOW_COMPRESSION=lz4 leadflow publish events.jsonl",
     )
     sub.add_argument(
         "file", help='JSON Lines: {"topic": "marketing"|"sales", "value": {...}} or a bare event'

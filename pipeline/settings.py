@@ -14,6 +14,10 @@ from leadflow.schemas.errors import SettingsError
 from leadflow.schemas.records import TopicNames
 from leadflow.schemas.vocabulary import DEFAULT_RECYCLE_REASONS
 
+Compression = Literal["none", "gzip", "snappy", "lz4", "zstd"]
+# Kafka's codec ids, the low three bits of a record batch's attributes.
+CODEC_IDS: dict[str, int] = {"none": 0, "gzip": 1, "snappy": 2, "lz4": 3, "zstd": 4}
+
 
 class Settings(BaseSettings):
     """Every knob of leadflow; immutable once read."""
@@ -61,6 +65,14 @@ class Settings(BaseSettings):
     ingest_presets: str | None = None
     ingest_max_events: int = Field(default=5000, ge=1, le=100_000)
     ingest_publish_timeout: float = Field(default=30.0, gt=0, le=300)
+
+    # The codec of every record batch leadflow produces (publish, simulate, the worker's output).
+    compression: Compression = "none"
+
+    @field_validator("compression", mode="before")
+    @classmethod
+    def _lower_compression(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
 
     @field_validator("recycle_reasons", mode="before")
     @classmethod
@@ -119,6 +131,16 @@ class Settings(BaseSettings):
                 ssl_keyfile=self.ssl_keyfile,
             )
         return options
+
+    @property
+    def compression_type(self) -> str | None:
+        """The codec as kafka-python, aiokafka and Faust name it: None for no compression."""
+        return None if self.compression == "none" else self.compression
+
+    @property
+    def codec_id(self) -> int:
+        """The codec's id in a record batch's attributes."""
+        return CODEC_IDS[self.compression]
 
     def faust_credentials(self) -> Any:
         """Faust's ``broker_credentials`` (aiokafka underneath), or None for PLAINTEXT."""

@@ -16,6 +16,21 @@ EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 FUTURE_TOLERANCE = timedelta(hours=24)
 
 
+class Undecodable(bytes):
+    """A consumed value standing for a record batch that could not be decoded.
+
+    Its bytes are the readable ``error``, kept as the dead letter's payload; no producer can
+    send one, since only the consumer's decoding (``leadflow.pipeline.kafka.decoding``) makes it.
+    """
+
+    error: str
+
+    def __new__(cls, error: str) -> Undecodable:
+        value = super().__new__(cls, error.encode())
+        value.error = error
+        return value
+
+
 @dataclass(frozen=True, slots=True)
 class Rejection:
     """Why a message goes to the dead letters: a contract reason code and a readable sentence."""
@@ -28,6 +43,8 @@ def classify(
     raw: bytes | None, topic_kind: str, now: datetime | None = None
 ) -> BaseEvent | Rejection:
     """Decide one message's fate; never raises on any input."""
+    if isinstance(raw, Undecodable):
+        return Rejection("invalid_json", raw.error)
     if raw is None or raw == b"":
         return Rejection("invalid_json", "the message has no value (empty or tombstone)")
     if len(raw) > MAX_MESSAGE_BYTES:

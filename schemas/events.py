@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
@@ -17,6 +18,16 @@ from pydantic import (
     TypeAdapter,
 )
 
+# The shapes a string must have, whole; schemas/export.py exports the same rules.
+TIMESTAMP_SHAPE = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,9})?"
+    r"(?:[Zz]|[+-][0-9]{2}:[0-9]{2})"
+)
+AMOUNT_SHAPE = re.compile(r"[0-9]{1,13}(?:\.[0-9]{1,2})?")
+CENT = Decimal("0.01")
+MAX_AMOUNT = Decimal("9999999999999.99")  # 15 digits: exact in every store (and as a double)
+SCORE_MIN, SCORE_MAX = -(2**31), 2**31 - 1  # the store's INTEGER
+
 
 def _no_nul(value: str) -> str:
     # PostgreSQL text cannot hold NUL; refuse it at the door rather than fail the store later.
@@ -29,6 +40,42 @@ def _empty_to_none(value: Any) -> Any:
     return None if value == "" else value
 
 
+def _rfc3339(value: Any) -> Any:
+    # Only strings of this shape reach the datetime parser (no numbers, no other layouts).
+    if not isinstance(value, str) or not TIMESTAMP_SHAPE.fullmatch(value):
+        raise ValueError("must be an RFC 3339 timestamp with offset, e.g. 2026-03-02T09:30:00Z")
+    return value
+
+
+def _integral(value: Any) -> Any:
+    # A JSON number with a zero fraction (10.0, 1e2) is an integer, as JSON Schema says.
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def _amount_input(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError("must be a JSON number or string, not a boolean")
+    if isinstance(value, str) and not AMOUNT_SHAPE.fullmatch(value):
+        raise ValueError('as a string must be plain digits with at most 2 decimals, e.g. "1250.00"')
+    return value
+
+
+def _amount_range(value: Decimal) -> Decimal:
+    if not value.is_finite() or value < 0 or value > MAX_AMOUNT:
+        raise ValueError(f"must be between 0 and {MAX_AMOUNT}")
+    if value % CENT != 0:
+        raise ValueError("must have at most 2 decimal places")
+    return value
+
+
+def _not_boolean(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError("must be the integer 1")
+    return value
+
+
 Id = Annotated[
     str, Strict(), StringConstraints(min_length=1, max_length=128), AfterValidator(_no_nul)
 ]
@@ -36,11 +83,16 @@ Name = Annotated[
     str, Strict(), StringConstraints(min_length=1, max_length=256), AfterValidator(_no_nul)
 ]
 OptName = Annotated[Name | None, BeforeValidator(_empty_to_none)]
-Score = Annotated[int, Strict(), Field(ge=-(2**31), le=2**31 - 1)]  # the store's INTEGER
-# 15 digits: exact in every store (SQLite keeps NUMERIC as a double, exact to 15 digits).
-Amount = Annotated[Decimal, Field(ge=0, max_digits=15, decimal_places=2, allow_inf_nan=False)]
+Score = Annotated[int, Strict(), Field(ge=SCORE_MIN, le=SCORE_MAX), BeforeValidator(_integral)]
+Amount = Annotated[
+    Decimal,
+    Field(allow_inf_nan=False),
+    BeforeValidator(_amount_input),
+    AfterValidator(_amount_range),
+]
 Currency = Annotated[str, Strict(), StringConstraints(pattern=r"^[A-Z]{3}$")]
-Timestamp = Annotated[AwareDatetime, Strict()]
+Timestamp = Annotated[AwareDatetime, BeforeValidator(_rfc3339)]
+SchemaVersion = Annotated[Literal[1] | None, BeforeValidator(_not_boolean)]
 
 
 class BaseEvent(BaseModel):
@@ -52,7 +104,7 @@ class BaseEvent(BaseModel):
     lead_id: Id
     occurred_at: Timestamp
     source_system: OptName = None
-    schema_version: Literal[1] | None = 1
+    schema_version: SchemaVersion = 1
 
 
 class LeadCreated(BaseEvent):

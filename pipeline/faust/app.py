@@ -31,6 +31,7 @@ from leadflow.pipeline.faust.patches.tuning import (
     correct_highwaters,
     seek_uncommitted_to_beginning,
 )
+from leadflow.pipeline.kafka import decoding
 from leadflow.pipeline.kafka.topics import true_end_offsets
 from leadflow.pipeline.settings import Settings
 from leadflow.schemas.records import STATE_TABLE, TopicNames
@@ -71,6 +72,7 @@ def faust_settings(settings: Settings) -> dict[str, Any]:
         # On a rebalance, let batches in flight reach the store and ack before partitions go.
         "stream_wait_empty": True,
         "producer_linger": 0.002,
+        "producer_compression_type": settings.compression_type,
         "web_enabled": True,
         "web_bind": settings.web_host,
         "web_port": settings.web_port,
@@ -139,6 +141,7 @@ def install_patches(settings: Settings) -> None:
     correct_highwaters()
     seek_uncommitted_to_beginning()
     faust_drain.install()
+    decoding.install()
 
 
 def _processor(
@@ -157,7 +160,7 @@ def _processor(
         key_type=str,
         value_type=bytes,
     )
-    send, send_many = _senders(app, names)
+    send, send_many = _senders(app, names, settings.codec_id)
     return LeadProcessor(
         names=names,
         partitions=settings.partitions,
@@ -175,7 +178,7 @@ def _processor(
     )
 
 
-def _senders(app: LeadflowApp, names: TopicNames) -> tuple[Send, SendMany]:
+def _senders(app: LeadflowApp, names: TopicNames, codec: int) -> tuple[Send, SendMany]:
     """One-record and record-batch sends through the app's producer, primed on first use."""
     primed = False
 
@@ -192,7 +195,9 @@ def _senders(app: LeadflowApp, names: TopicNames) -> tuple[Send, SendMany]:
     async def send_many(topic: str, records: Sequence[Record]) -> list[Any]:
         await prime()
         producer: Any = app.producer
-        return await record_batches.send_records(producer._ensure_producer(), topic, records)
+        return await record_batches.send_records(
+            producer._ensure_producer(), topic, records, codec=codec
+        )
 
     return send, send_many
 

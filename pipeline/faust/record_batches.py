@@ -25,8 +25,11 @@ async def send_records(
     topic: str,
     records: Sequence[Record],
     max_batch_bytes: int = MAX_BATCH_BYTES,
+    codec: int = 0,
 ) -> list[asyncio.Future[Any]]:
     """Queue ``records`` on the aiokafka ``producer``, in order within each partition.
+
+    ``codec`` is the Kafka codec id of every batch (0: none; 1 gzip, 2 snappy, 3 lz4, 4 zstd).
 
     Returns the deliveries of the record batches; each fails as a whole if its batch does.
     """
@@ -35,18 +38,18 @@ async def send_records(
     for partition, key, value in records:
         builder = builders.get(partition)
         if builder is None:
-            builder = builders[partition] = _builder(max_batch_bytes)
+            builder = builders[partition] = _builder(max_batch_bytes, codec)
         if builder.append(timestamp=None, key=key, value=value) is None:  # full
             deliveries.append(await _send(producer, builder, topic, partition))
-            builder = builders[partition] = _builder(max_batch_bytes)
+            builder = builders[partition] = _builder(max_batch_bytes, codec)
             builder.append(timestamp=None, key=key, value=value)  # the first always fits
     for partition, builder in builders.items():
         deliveries.append(await _send(producer, builder, topic, partition))
     return deliveries
 
 
-def _builder(max_batch_bytes: int) -> BatchBuilder:
-    return BatchBuilder(max_batch_bytes, 0)  # 0: uncompressed, as Faust's producer sends
+def _builder(max_batch_bytes: int, codec: int) -> BatchBuilder:
+    return BatchBuilder(max_batch_bytes, codec)
 
 
 async def _send(

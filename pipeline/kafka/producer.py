@@ -23,6 +23,7 @@ class Publisher:
             settings,
             client_id=f"{settings.app_id}-publisher",
             acks="all",
+            compression_type=settings.compression_type,
             linger_ms=linger_ms,
             batch_size=256 * 1024,
             max_request_size=2 * 1024 * 1024,
