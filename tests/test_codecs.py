@@ -26,9 +26,9 @@ from leadflow.pipeline.settings import CODEC_IDS, load_settings
 from leadflow.schemas.classify import Rejection, classify
 from leadflow.schemas.errors import SettingsError
 from leadflow.sinks import make_engine
-from leadflow.sinks.queries import table_rows
 from tests.support.faults import assert_store_equals, expected_of, wait_store
 from tests.support.fixtures import WorkerFactory, settings_for
+from tests.support.queries import table_rows
 from tests.support.traffic import bootstrap, kinds, raw, sim
 
 CODECS = tuple(CODEC_IDS)
