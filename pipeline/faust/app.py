@@ -24,14 +24,8 @@ from leadflow.agents.metrics import Metrics
 from leadflow.agents.ports import Record
 from leadflow.agents.processor import LeadProcessor
 from leadflow.agents.stream import Handler, run_batches
-from leadflow.pipeline.faust import record_batches
+from leadflow.pipeline.faust import patches, record_batches
 from leadflow.pipeline.faust.lanes import Lanes
-from leadflow.pipeline.faust.patches import drain as faust_drain
-from leadflow.pipeline.faust.patches.tuning import (
-    cap_fetch_wait,
-    correct_highwaters,
-    seek_uncommitted_to_beginning,
-)
 from leadflow.pipeline.kafka.topics import true_end_offsets
 from leadflow.pipeline.settings import Settings
 from leadflow.schemas.records import STATE_TABLE, TopicNames
@@ -114,10 +108,7 @@ def create_app(
     names = settings.topic_names()
     metrics = metrics or Metrics.create()
     state = WorkerState()
-    cap_fetch_wait(settings.fetch_max_wait_ms)
-    correct_highwaters()
-    seek_uncommitted_to_beginning()
-    faust_drain.install()
+    patches.install(fetch_max_wait_ms=settings.fetch_max_wait_ms)
     app = LeadflowApp(settings.app_id, **faust_settings(settings))
     app.end_probe = functools.partial(true_end_offsets, settings)
     # Faust's own sensors, in the same registry: /metrics serves both.
