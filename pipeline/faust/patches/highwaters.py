@@ -43,12 +43,12 @@ def install() -> None:
     original = driver.AIOKafkaConsumerThread._highwaters
 
     async def highwaters(self: Any, partitions: Any) -> Any:
-        ends = dict(await original(self, partitions))
+        listed = await original(self, partitions)
         probe: EndProbe | None = getattr(self.app, "end_probe", None)
-        if probe is None or not any(ends.values()):
-            return ends
+        if probe is None or not any(listed.values()):
+            return listed  # nothing to confirm: Faust's own answer, as it is
         seconds = getattr(self.app, "end_probe_seconds", PROBE_SECONDS)
-        return await probe_within(probe, ends, seconds)
+        return await probe_within(probe, dict(listed), seconds)
 
     driver.AIOKafkaConsumerThread._highwaters = highwaters  # type: ignore[method-assign]
     _installed = True
