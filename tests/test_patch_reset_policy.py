@@ -32,7 +32,6 @@ class ThreadStandIn:
         self.kafka = kafka
         self.app = faust.App("reset-tests", consumer_auto_offset_reset=policy)
         self.consumer = self  # Faust's consumer: only its changelog test is read
-        self._seek_to_committed_or_reset: Any = None  # bound by the patch, set below
 
     def _ensure_consumer(self) -> AIOKafkaConsumer:
         return self.kafka
@@ -42,6 +41,9 @@ class ThreadStandIn:
 
     async def call_thread(self, method: Any) -> Any:
         return await method()
+
+    async def _seek_to_committed_or_reset(self) -> Any:
+        return await AIOKafkaConsumerThread._seek_to_committed_or_reset(self)  # type: ignore[attr-defined]
 
 
 def fill(servers: str) -> None:
@@ -70,11 +72,7 @@ async def positions_after_seek(servers: str, policy: str) -> dict[TopicPartition
         await kafka.commit({tps[0]: OffsetAndMetadata(5, "")})
         for tp in tps:
             kafka.seek(tp, 7)
-        thread = ThreadStandIn(kafka, policy)
-        thread._seek_to_committed_or_reset = (
-            AIOKafkaConsumerThread._seek_to_committed_or_reset.__get__(thread)  # type: ignore[attr-defined]
-        )
-        await AIOKafkaConsumerThread.seek_to_committed(thread)  # type: ignore[arg-type]
+        await AIOKafkaConsumerThread.seek_to_committed(ThreadStandIn(kafka, policy))  # type: ignore[arg-type]
         assignment = kafka._subscription.subscription.assignment
         assert all(assignment.state_value(tp).has_valid_position for tp in tps)
         return {tp: await kafka.position(tp) for tp in tps}
