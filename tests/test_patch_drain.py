@@ -18,6 +18,8 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 from faust.types import TP, Message
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from kafka import KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
 
@@ -25,8 +27,6 @@ from leadflow.pipeline.faust.patches import drain
 from leadflow.pipeline.kafka.broker import EmbeddedBroker
 from tests.support.faust_consumer import TOPIC, Fetcher, GatedConsumer, acking_app
 from tests.support.traffic import bootstrap
-
-pytestmark = [pytest.mark.broker]
 
 COMMITTED, POSITION, END = 5, 12, 20
 FTP = TP(TOPIC, 0)
@@ -126,6 +126,7 @@ async def scenario_outcome(bootstrap_servers: str, scenario: str) -> Outcome:
     return outcome
 
 
+@pytest.mark.broker
 @pytest.mark.parametrize(
     "scenario", ["fetch-then-seek", "one-seek-in-flight", "two-overlapping-seeks"]
 )
@@ -137,3 +138,26 @@ def test_records_fetched_before_or_during_a_seek_are_never_delivered(
     outcome = asyncio.run(asyncio.wait_for(scenario_outcome(bootstrap(broker), scenario), 60))
     assert outcome.delivered == list(range(COMMITTED, END))
     assert outcome.early_commits == []
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.sampled_from(["seek begins", "seek ends", "fetch", "deliver"]), max_size=40))
+def test_the_seek_guard_passes_a_fetch_only_if_no_seek_touched_it(ops: list[str]) -> None:
+    """Any interleaving of overlapping seeks and fetches, against a direct oracle."""
+    guard = drain.SeekGuard()
+    running = 0  # seeks in flight
+    fetch: tuple[int | None, bool] | None = None  # (ticket, a seek ran since the fetch began)
+    for op in ops:
+        if op == "seek begins":
+            guard.begin_seek()
+            running += 1
+            fetch = None if fetch is None else (fetch[0], True)
+        elif op == "seek ends" and running:
+            guard.end_seek()
+            running -= 1
+        elif op == "fetch" and fetch is None:
+            fetch = (guard.ticket(), running > 0)
+        elif op == "deliver" and fetch is not None:
+            ticket, touched = fetch
+            assert guard.clean(ticket) is not (touched or running > 0)
+            fetch = None

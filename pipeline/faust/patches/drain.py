@@ -45,14 +45,21 @@ class SeekGuard:
         """True if no seek was in flight at ``ticket`` and none has begun since."""
         return ticket is not None and not self.in_flight and self.generation == ticket
 
-    @contextlib.asynccontextmanager
-    async def seeking(self) -> AsyncIterator[None]:
+    def begin_seek(self) -> None:
         self.in_flight += 1
         self.generation += 1
+
+    def end_seek(self) -> None:
+        self.in_flight -= 1
+
+    @contextlib.asynccontextmanager
+    async def seeking(self) -> AsyncIterator[None]:
+        """Held while a seek runs, whether it completes or raises."""
+        self.begin_seek()
         try:
             yield
         finally:
-            self.in_flight -= 1
+            self.end_seek()
 
 
 def guard_of(consumer: Any) -> SeekGuard:
