@@ -20,7 +20,7 @@ class Undecodable(bytes):
     """A consumed value standing for a record batch that could not be decoded.
 
     Its bytes are the readable ``error``, kept as the dead letter's payload; no producer can
-    send one, since only the consumer's decoding (``leadflow.pipeline.kafka.decoding``) makes it.
+    send one, since only the consumer's decoding guard (a patch of the fetcher) makes it.
     """
 
     error: str

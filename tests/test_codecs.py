@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from leadflow.pipeline.kafka import decoding
+from leadflow.pipeline.faust.patches import undecodable as decoding
 from leadflow.pipeline.kafka.broker import EmbeddedBroker
 from leadflow.pipeline.kafka.producer import Publisher
 from leadflow.pipeline.publish.simulate import SimMessage

@@ -10,7 +10,7 @@ from aiokafka.structs import OffsetAndMetadata
 from kafka import KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
 
-from leadflow.pipeline.faust.patches.tuning import seek_committed_or_beginning
+from leadflow.pipeline.faust.patches.reset_policy import seek_committed_or_reset
 from leadflow.pipeline.kafka.broker import EmbeddedBroker
 
 pytestmark = [pytest.mark.broker]
@@ -46,7 +46,9 @@ def test_uncommitted_partitions_go_back_to_the_beginning(broker: EmbeddedBroker)
             await consumer.commit({tps[0]: OffsetAndMetadata(5, "")})
             for tp in tps:
                 consumer.seek(tp, 20)
-            await seek_committed_or_beginning(consumer, lambda tp: tp.topic.endswith("changelog"))
+            await seek_committed_or_reset(
+                consumer, lambda tp: tp.topic.endswith("changelog"), "earliest"
+            )
             # Set at once, not awaiting a reset: Faust's livelock check reads it synchronously.
             assignment = consumer._subscription.subscription.assignment
             assert all(assignment.state_value(tp).has_valid_position for tp in tps)

@@ -23,15 +23,8 @@ from leadflow.agents.metrics import Metrics
 from leadflow.agents.ports import Record, Send, SendMany
 from leadflow.agents.processor import LeadProcessor
 from leadflow.agents.stream import Handler, run_batches
-from leadflow.pipeline.faust import record_batches
+from leadflow.pipeline.faust import patches, record_batches
 from leadflow.pipeline.faust.lanes import Lanes
-from leadflow.pipeline.faust.patches import drain as faust_drain
-from leadflow.pipeline.faust.patches.tuning import (
-    cap_fetch_wait,
-    correct_highwaters,
-    seek_uncommitted_to_beginning,
-)
-from leadflow.pipeline.kafka import decoding
 from leadflow.pipeline.kafka.topics import true_end_offsets
 from leadflow.pipeline.settings import Settings
 from leadflow.schemas.records import STATE_TABLE, TopicNames
@@ -113,7 +106,7 @@ def create_app(
     """Build the pipeline's Faust app; ``partition_counts`` come from ``ensure_topics``."""
     names = settings.topic_names()
     metrics = metrics or Metrics.create()
-    install_patches(settings)
+    patches.install(fetch_max_wait_ms=settings.fetch_max_wait_ms)
     app = LeadflowApp(settings.app_id, **faust_settings(settings))
     app.leadflow = WorkerState()
     app.end_probe = functools.partial(true_end_offsets, settings)
@@ -133,15 +126,6 @@ def create_app(
         register_pages(app, store)
         _add_goals_gauge(app, settings, store, metrics)
     return app
-
-
-def install_patches(settings: Settings) -> None:
-    """Install every Faust and aiokafka patch the worker relies on (each installs once)."""
-    cap_fetch_wait(settings.fetch_max_wait_ms)
-    correct_highwaters()
-    seek_uncommitted_to_beginning()
-    faust_drain.install()
-    decoding.install()
 
 
 def _processor(

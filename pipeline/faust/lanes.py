@@ -2,7 +2,7 @@
 
 Faust delivers every record through its conductor, a channel queue and the stream's
 iterator, about 100 microseconds per record here: more than leadflow's own work on it. A
-lane is a plain buffer between the fetch loop (``pipeline.faust_drain``) and an agent's
+lane is a plain buffer between the fetch loop (``patches.drain``) and an agent's
 batch loop. Faust still subscribes, assigns, seeks, commits and rebalances as before: the
 lane is registered with the app's flow control, so a rebalance clears what it holds, as it
 clears the channel queues, and records are acked only once the store has them.

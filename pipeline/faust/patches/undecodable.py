@@ -9,8 +9,8 @@ yields a single record at its first offset whose value is an ``Undecodable``, wh
 the batch's last offset instead. Skipped offsets are never delivered, so Faust's gap
 handling acknowledges them, and the fetch position moves past the batch.
 
-``install`` wraps ``aiokafka.consumer.fetcher.PartitionRecords`` of aiokafka 0.14.0 (once
-per process); ``create_app`` calls it.
+Written for aiokafka 0.14.0: ``install`` wraps ``aiokafka.consumer.fetcher.PartitionRecords``
+(once per process) and refuses another version.
 """
 
 from __future__ import annotations
@@ -19,7 +19,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from leadflow.pipeline.faust.patches.pins import require
 from leadflow.schemas.classify import Undecodable
+
+WRITTEN_FOR = {"aiokafka": "0.14.0"}
 
 _installed = False
 
@@ -116,6 +119,7 @@ class GuardedRecords:
 def install() -> None:
     """Make aiokafka's fetcher decode through ``GuardedRecords`` (once per process)."""
     global _installed
+    require("undecodable batch", WRITTEN_FOR)
     from aiokafka.consumer.fetcher import PartitionRecords
 
     if _installed:
