@@ -7,6 +7,7 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import date
 from pathlib import Path
+from typing import NoReturn
 
 from leadflow.pipeline.settings import Settings, load_settings
 from leadflow.schemas.errors import LeadflowError
@@ -77,10 +78,10 @@ def _report(args: argparse.Namespace, settings: Settings) -> int:
     if args.since and args.until and args.since > args.until:
         raise LeadflowError("--since comes after --until; swap them")
     if args.output is None:
-        return run_report(settings.store_url, args.format, sys.stdout, query)
+        return run_report(settings.store_url, args.format, sys.stdout, query, full=args.full)
     try:
         with open(args.output, "w", encoding="utf-8") as out:
-            code = run_report(settings.store_url, args.format, out, query)
+            code = run_report(settings.store_url, args.format, out, query, full=args.full)
     except OSError as error:
         raise LeadflowError(
             f"cannot write {args.output} ({error.strerror}); choose another --output"
@@ -96,12 +97,28 @@ def _dashboard(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _day(text: str) -> date:
+    from leadflow.pipeline.reporting.model import check_day
+
     try:
-        return date.fromisoformat(text)
+        day = date.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"expected a date such as 2026-03-31, got {text!r}"
         ) from None
+    try:
+        return check_day("the date", day)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
+    if not 0 < value < 65536:
+        raise argparse.ArgumentTypeError(f"port {value} is out of range: use 1 to 65535")
+    return value
 
 
 def _demo(args: argparse.Namespace, settings: Settings) -> int:
@@ -133,14 +150,25 @@ def _goals(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _positive(text: str) -> int:
-    value = int(text)
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
     return value
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose every error is one sentence on stderr (exit status 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        sentence = message[:1].upper() + message[1:].rstrip(".")
+        self.exit(2, f"{self.prog}: {sentence}; see `{self.prog} --help`.\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="leadflow",
         description="Join marketing and sales lead events into one shared SQL store.",
         epilog="Settings come from LEADFLOW_* environment variables; see README.md.",
@@ -229,6 +257,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--source", help="only leads of this source ('unknown' for none)")
     sub.add_argument("--campaign", help="only leads of this campaign ('unknown' for none)")
     sub.add_argument("--output", "-o", metavar="FILE", help="write to FILE instead of stdout")
+    sub.add_argument(
+        "--full",
+        action="store_true",
+        help="table: every row of every breakdown (default: the top rows of each)",
+    )
     sub = add(
         "dashboard",
         _dashboard,
@@ -239,7 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument(
         "--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)"
     )
-    sub.add_argument("--port", type=int, default=8066, help="port to listen on (default: 8066)")
+    sub.add_argument("--port", type=_port, default=8066, help="port to listen on (default: 8066)")
     sub = add(
         "publish",
         _publish,
@@ -281,6 +314,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        print(
+            f"leadflow: unexpected {type(exc).__name__}"
+            + (f" ({detail[:200]})" if detail else "")
+            + "; please report it with the command you ran",
+            file=sys.stderr,
+        )
+        return 1
 
 
 if __name__ == "__main__":

@@ -13,6 +13,8 @@ from leadflow.schemas.errors import LeadflowError
 from leadflow.sinks.models import GOALS
 
 GOAL_METRICS = ("won_revenue", "won_deals", "mqls", "sql")
+COUNT_METRICS = frozenset({"won_deals", "mqls", "sql"})  # goals that count, in whole numbers
+MAX_TARGET = Decimal("9999999999999999.99")  # what shared_goals.target holds: Numeric(18, 2)
 _PERIOD = re.compile(r"^(\d{4})(?:-Q([1-4])|-(0[1-9]|1[0-2]))?$")
 
 
@@ -70,6 +72,8 @@ def make_goal(period: str, metric: str, target: str, currency: str | None) -> Go
         raise LeadflowError(f"bad target {target!r}: a number such as 250000") from None
     if not amount.is_finite() or amount < 0:
         raise LeadflowError(f"bad target {target!r}: a number >= 0")
+    if amount > MAX_TARGET:
+        raise LeadflowError(f"bad target {target!r}: at most {MAX_TARGET:,}")
     return Goal(period, metric, code, amount.quantize(Decimal("0.01")))
 
 

@@ -22,7 +22,7 @@ from leadflow.pipeline.reporting.html import (
     jinja_environment,
     page_model,
 )
-from leadflow.pipeline.reporting.model import DIMENSIONS, Report, ReportQuery
+from leadflow.pipeline.reporting.model import DIMENSIONS, Report, ReportQuery, check_day
 from leadflow.pipeline.reporting.queries import build_report
 from leadflow.schemas.errors import LeadflowError, StoreError
 from leadflow.schemas.vocabulary import ATTRIBUTION_MODELS, STAGES, UNKNOWN
@@ -70,9 +70,10 @@ def parse_params(params: Mapping[str, str]) -> tuple[ReportQuery, str, list[str]
         dates[name] = None
         if text:
             try:
-                dates[name] = date.fromisoformat(text)
-            except ValueError:
-                errors.append(f"Ignored {name}={text!r}: give a date such as 2026-03-31.")
+                dates[name] = check_day(name, date.fromisoformat(text))
+            except ValueError as error:
+                detail = str(error) if "out of range" in str(error) else "give a date"
+                errors.append(f"Ignored {name}={text!r}: {detail}, e.g. 2026-03-31.")
     since, until = dates["since"], dates["until"]
     if since and until and since > until:
         errors.append("Ignored the period: 'since' comes after 'until'.")
@@ -246,6 +247,8 @@ def render_page(engine: Engine, params: Mapping[str, str]) -> tuple[int, str]:
     except SQLAlchemyError as error:
         return 503, render_error(f"Cannot read the store ({type(error).__name__}); retry later.")
     status = 200
-    if data.lead_query and data.lead is None:
+    if data.errors:
+        status = 400  # the page still shows, with the bad parameters named and ignored
+    elif data.lead_query and data.lead is None:
         status = 404
     return status, render_dashboard(data)

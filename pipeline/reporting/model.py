@@ -28,6 +28,20 @@ SPEED_BUCKETS: tuple[tuple[str, float], ...] = (
 PERCENTILE_METHOD = "nearest-rank"
 CENTS = Decimal("0.01")
 UPGRADE_HINT = "run `leadflow db upgrade` or start a worker first"
+# The days a report period may name: the day after DAY_MAX still exists, and every database
+# reads both ends.
+DAY_MIN = date(1970, 1, 1)
+DAY_MAX = date(9998, 12, 31)
+
+
+def check_day(name: str, day: date) -> date:
+    """``day`` if a period may start or end on it; else ValueError, one sentence."""
+    if not DAY_MIN <= day <= DAY_MAX:
+        raise ValueError(
+            f"{name} {day.isoformat()} is out of range: give a day from"
+            f" {DAY_MIN.isoformat()} to {DAY_MAX.isoformat()}"
+        )
+    return day
 
 
 # -- the report as plain data ------------------------------------------------------------------
