@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import date
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from leadflow.pipeline.settings import Settings, load_settings
 from leadflow.schemas.errors import LeadflowError
@@ -129,24 +129,66 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
 
 def _goals(args: argparse.Namespace, settings: Settings) -> int:
     from rich.console import Console
+    from sqlalchemy.exc import DBAPIError
 
     from leadflow.pipeline.reporting.formats import goals_table
-    from leadflow.sinks import make_engine, upgrade
-    from leadflow.sinks.goals import goal_progress, make_goal, set_goal
+    from leadflow.sinks import make_engine
+    from leadflow.sinks.goals import goal_progress, parse_period
 
-    upgrade(settings.store_url)
+    if args.period is not None:
+        parse_period(args.period)
+    _prepare_goals_store(settings.store_url)
     engine = make_engine(settings.store_url)
     try:
-        if args.action == "set":
-            if args.period is None or args.metric is None or args.target is None:
-                raise LeadflowError("goals set needs --period, --metric and --target")
-            set_goal(engine, make_goal(args.period, args.metric, args.target, args.currency))
+        _change_goals(engine, args)
         with engine.connect() as conn:
-            progress = goal_progress(conn)
+            progress = goal_progress(conn, args.period)
+    except DBAPIError as error:
+        if "permission denied" in str(error.orig):
+            raise LeadflowError(
+                f"this database role may not {args.action} shared goals"
+                " (leadflow_leadership may); connect as a role that may"
+            ) from None
+        raise
     finally:
         engine.dispose()
-    Console().print(goals_table(progress))
+    Console(markup=False, emoji=False).print(goals_table(progress))
     return 0
+
+
+def _prepare_goals_store(url: str) -> None:
+    """Migrate a store without the goals table; one that has it is used as it is.
+
+    Roles other than the migrating one (leadership) may not migrate, and need not.
+    """
+    from sqlalchemy import inspect
+
+    from leadflow.sinks import make_engine, upgrade
+
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            present = inspect(conn).has_table("shared_goals")
+    finally:
+        engine.dispose()
+    if not present:
+        upgrade(url)
+
+
+def _change_goals(engine: Any, args: argparse.Namespace) -> None:
+    from leadflow.sinks.goals import delete_goals, make_goal, set_goal
+
+    if args.action == "set":
+        if args.period is None or args.metric is None or args.target is None:
+            raise LeadflowError("goals set needs --period, --metric and --target")
+        set_goal(engine, make_goal(args.period, args.metric, args.target, args.currency))
+    elif args.action == "delete":
+        if args.period is None:
+            raise LeadflowError("goals delete needs --period (and optionally --metric, --currency)")
+        if not delete_goals(engine, args.period, args.metric, args.currency):
+            raise LeadflowError(
+                f"no goal of {args.period} matches; `leadflow goals list` shows them"
+            )
 
 
 def _positive(text: str) -> int:
@@ -285,11 +327,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub = add(
         "goals",
         _goals,
-        "shared goals of both teams: set one, or list them with their progress",
+        "shared goals of both teams: set or delete one, or list them with their progress",
         "leadflow goals set --period 2026-Q4 --metric won_revenue --currency EUR --target 250000",
     )
-    sub.add_argument("action", choices=["set", "list"])
-    sub.add_argument("--period", help="a year, quarter or month: 2026, 2026-Q4, 2026-11")
+    sub.add_argument("action", choices=["set", "list", "delete"])
+    sub.add_argument(
+        "--period", help="a year, quarter or month: 2026, 2026-Q4, 2026-11 (list: only its goals)"
+    )
     sub.add_argument("--metric", choices=["won_revenue", "won_deals", "mqls", "sql"])
     sub.add_argument("--currency", help="three letters; required for won_revenue")
     sub.add_argument("--target", help="the number to reach in the period")

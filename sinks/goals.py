@@ -98,18 +98,33 @@ def set_goal(engine: Engine, goal: Goal) -> None:
         )
 
 
-def read_goals(conn: Connection) -> list[Goal]:
+def delete_goals(engine: Engine, period: str, metric: str | None, currency: str | None) -> int:
+    """Delete the goals of ``period`` (only ``metric``'s, only ``currency``'s when given)."""
+    parse_period(period)
+    conditions = [GOALS.c.period == period]
+    if metric is not None:
+        conditions.append(GOALS.c.metric == metric)
+    if currency is not None:
+        conditions.append(GOALS.c.currency == currency.upper())
+    with engine.begin() as conn:
+        return int(conn.execute(GOALS.delete().where(*conditions)).rowcount)
+
+
+def read_goals(conn: Connection, period: str | None = None) -> list[Goal]:
+    """The goals, ordered; only those of ``period`` when given."""
     if not inspect(conn).has_table("shared_goals"):
         return []
     query = select(GOALS.c.period, GOALS.c.metric, GOALS.c.currency, GOALS.c.target)
+    if period is not None:
+        query = query.where(GOALS.c.period == period)
     rows = conn.execute(query.order_by(GOALS.c.period, GOALS.c.metric, GOALS.c.currency))
     return [Goal(p, m, c, Decimal(t)) for p, m, c, t in rows]
 
 
-def goal_progress(conn: Connection) -> list[GoalProgress]:
-    """Every goal with its actual value, read from funnel_daily and revenue_daily."""
+def goal_progress(conn: Connection, period: str | None = None) -> list[GoalProgress]:
+    """Each goal (of ``period`` if given) with its actual, from funnel_daily and revenue_daily."""
     out = []
-    for goal in read_goals(conn):
+    for goal in read_goals(conn, period):
         actual = _actual(conn, goal)
         ratio = float(actual / goal.target) if goal.target else None
         out.append(GoalProgress(goal, actual, ratio))

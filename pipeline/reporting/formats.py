@@ -137,7 +137,7 @@ def csv_rows(report: Report) -> Iterable[tuple[str, str, str, str]]:
     totals = report.totals
     yield "totals", "leads", "", str(totals.leads)
     yield "totals", "orphans", "", str(totals.orphans)
-    yield "totals", "dead_letters", "", str(totals.dead_letters)
+    yield "totals", "dead_letters", "", _cell(totals.dead_letters)
     for reason, n in totals.dead_letters_by_reason.items():
         yield "dead_letters", reason, "", str(n)
     for p in report.goals:
@@ -311,7 +311,10 @@ def _totals_line(report: Report) -> Text:
     totals = report.totals
     reasons = ", ".join(f"{term(k)} {n}" for k, n in totals.dead_letters_by_reason.items())
     text = f"Totals: {totals.leads:,} leads, {totals.orphans:,} orphans, "
-    text += f"{totals.dead_letters:,} dead letters" + (f" ({reasons})" if reasons else "")
+    if totals.dead_letters is None:
+        text += "dead letters not readable by this role"
+    else:
+        text += f"{totals.dead_letters:,} dead letters" + (f" ({reasons})" if reasons else "")
     return term(text)
 
 

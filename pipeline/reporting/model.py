@@ -134,11 +134,14 @@ class Revenue:
 
 @dataclass(frozen=True)
 class Totals:
-    """Leads, orphans (sales events but no lead.created yet) and dead letters by reason."""
+    """Leads, orphans (sales events but no lead.created yet) and dead letters by reason.
+
+    ``dead_letters`` is None when the database role may not read them (marketing, sales).
+    """
 
     leads: int
     orphans: int
-    dead_letters: int
+    dead_letters: int | None
     dead_letters_by_reason: Mapping[str, int]
 
 

@@ -18,6 +18,7 @@ from sqlalchemy import (
     inspect,
     literal,
     select,
+    text,
 )
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
@@ -46,8 +47,20 @@ from leadflow.sinks.errors import first_line
 from leadflow.sinks.goals import goal_progress
 from leadflow.sinks.models import ATTRIBUTION, DEAD_LETTERS, LIFECYCLE, SLA, TRANSITIONS
 
-# The tables every report reads; attribution is optional (stores before migration 0005).
+# The tables every report reads; attribution is optional (stores before migration 0005), and
+# dead_letters is left out for roles that may not read it.
 REQUIRED_TABLES: tuple[Table, ...] = (LIFECYCLE, TRANSITIONS, SLA, DEAD_LETTERS)
+
+
+def readable(conn: Connection, table: str) -> bool:
+    """Whether the connected role may SELECT ``table`` (always on SQLite: no roles)."""
+    if conn.dialect.name != "postgresql":
+        return True
+    query = text(
+        "SELECT has_table_privilege(c.oid, 'SELECT') FROM pg_class c"
+        " WHERE c.oid = to_regclass(quote_ident(current_schema()) || '.' || quote_ident(:t))"
+    )
+    return bool(conn.execute(query, {"t": table}).scalar())
 
 
 # -- building it -------------------------------------------------------------------------------
@@ -218,6 +231,8 @@ def _totals(conn: Connection, query: ReportQuery) -> Totals:
     leads_query = select(func.count()).select_from(LIFECYCLE).where(*_lead_filter(query))
     leads = conn.execute(leads_query).scalar_one()
     orphans = conn.execute(leads_query.where(lc.is_orphan.is_(True))).scalar_one()
+    if not readable(conn, DEAD_LETTERS.name):
+        return Totals(int(leads), int(orphans), None, {})
     dead_query = select(d.reason, func.count()).where(*_in_period(d.received_at, query))
     by_reason = {str(reason): int(n) for reason, n in conn.execute(dead_query.group_by(d.reason))}
     by_reason = dict(sorted(by_reason.items()))
