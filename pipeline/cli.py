@@ -48,9 +48,18 @@ def _db(args: argparse.Namespace, settings: Settings) -> int:
 def _publish(args: argparse.Namespace, settings: Settings) -> int:
     from leadflow.pipeline.publish.publishing import publish_file
 
-    summary = publish_file(settings, Path(args.file))
-    print(f"published {summary.sent} events, refused {len(summary.refused)} lines")
-    return 1 if summary.refused else 0
+    summary = publish_file(settings, Path(args.file), dry_run=args.dry_run, partial=args.partial)
+    refused = len(summary.refused)
+    if args.dry_run:
+        print(f"dry run: {summary.valid} events valid, {refused} lines refused; nothing published")
+    elif refused and not args.partial:
+        print(
+            f"published nothing: {refused} lines refused; fix them, or publish the valid lines"
+            " with --partial"
+        )
+    else:
+        print(f"published {summary.sent} events, refused {refused} lines")
+    return 1 if refused else 0
 
 
 def _simulate(args: argparse.Namespace, settings: Settings) -> int:
@@ -124,7 +133,7 @@ def _port(text: str) -> int:
 def _demo(args: argparse.Namespace, settings: Settings) -> int:
     from leadflow.pipeline.demo import run_demo
 
-    return run_demo(settings, args.leads, args.seed, args.keep_running)
+    return run_demo(settings, args.leads, args.seed, args.keep_running, args.keep_store)
 
 
 def _goals(args: argparse.Namespace, settings: Settings) -> int:
@@ -201,6 +210,15 @@ def _positive(text: str) -> int:
     return value
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("leadflow")
+    except PackageNotFoundError:
+        return "(not installed)"
+
+
 class OneLineParser(argparse.ArgumentParser):
     """An argument parser whose every error is one sentence on stderr (exit status 2)."""
 
@@ -215,6 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Join marketing and sales lead events into one shared SQL store.",
         epilog="Settings come from LEADFLOW_* environment variables; see README.md.",
     )
+    parser.add_argument("--version", action="version", version=f"leadflow {_version()}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     def add(name: str, handler: Handler, help_text: str, example: str) -> argparse.ArgumentParser:
@@ -259,6 +278,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--seed", type=int, default=1, help="seed of the simulated traffic")
     sub.add_argument(
         "--keep-running", action="store_true", help="keep serving /metrics until Ctrl-C"
+    )
+    sub.add_argument(
+        "--keep-store",
+        action="store_true",
+        help="add to the existing store (default: a fresh one; a SQLite file is moved aside)",
     )
     sub = add(
         "simulate",
@@ -318,11 +342,16 @@ def build_parser() -> argparse.ArgumentParser:
     sub = add(
         "publish",
         _publish,
-        "publish events from a JSON Lines file (validated first; exit 1 if any line is refused)",
-        "leadflow publish events.jsonl",
+        "publish events from a JSON Lines file: every line is validated first, and a file with"
+        " a refused line publishes nothing unless --partial (exit 1 if any line is refused)",
+        "leadflow publish --dry-run events.jsonl && leadflow publish events.jsonl",
     )
     sub.add_argument(
         "file", help='JSON Lines: {"topic": "marketing"|"sales", "value": {...}} or a bare event'
+    )
+    sub.add_argument("--dry-run", action="store_true", help="validate only; publish nothing")
+    sub.add_argument(
+        "--partial", action="store_true", help="publish the valid lines even if some are refused"
     )
     sub = add(
         "goals",
