@@ -1,0 +1,54 @@
+"""PostgreSQL COMMENTs on every table and column, from the data dictionary.
+
+The comments state each table's grain and key and each column's meaning, as in
+docs/data-dictionary.md; SQLite has no comments.
+
+Revision ID: 0008
+Revises: 0006
+Create Date: 2026-12-04
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from alembic import op
+from sqlalchemy import inspect
+
+from leadflow.sinks.dictionary import DICTIONARY
+
+revision: str = "0008"
+down_revision: str | None = "0006"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def upgrade() -> None:
+    bind = op.get_bind()
+    if bind.dialect.name != "postgresql":
+        return
+    present = set(inspect(bind).get_table_names())
+    for table, doc in DICTIONARY.items():
+        if table not in present:
+            continue
+        summary = f"{doc.meaning} Grain: {doc.grain}. Key: {', '.join(doc.key)}."
+        op.execute(f'COMMENT ON TABLE "{table}" IS {_literal(summary)}')
+        for column, meaning in doc.columns.items():
+            op.execute(f'COMMENT ON COLUMN "{table}"."{column}" IS {_literal(meaning)}')
+
+
+def downgrade() -> None:
+    bind = op.get_bind()
+    if bind.dialect.name != "postgresql":
+        return
+    present = set(inspect(bind).get_table_names())
+    for table, doc in DICTIONARY.items():
+        if table not in present:
+            continue
+        op.execute(f'COMMENT ON TABLE "{table}" IS NULL')
+        for column in doc.columns:
+            op.execute(f'COMMENT ON COLUMN "{table}"."{column}" IS NULL')
