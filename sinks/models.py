@@ -179,3 +179,17 @@ DEAD_LETTERS: Table = DeadLetterRow.__table__  # type: ignore[assignment]
 CONTACTS: Table = LeadContact.__table__  # type: ignore[assignment]
 ATTRIBUTION: Table = Attribution.__table__  # type: ignore[assignment]
 GOALS: Table = SharedGoal.__table__  # type: ignore[assignment]
+
+
+def _describe(tables: dict[str, Table]) -> None:
+    """Table and column comments from the data dictionary (migration 0008 writes the same)."""
+    from leadflow.sinks.dictionary import DICTIONARY
+
+    for name, table in tables.items():
+        doc = DICTIONARY[name]
+        table.comment = f"{doc.meaning} Grain: {doc.grain}. Key: {', '.join(doc.key)}."
+        for column in table.columns:
+            column.comment = doc.columns[column.name]
+
+
+_describe(TABLES)
