@@ -93,3 +93,19 @@ def test_count_goals_are_whole_numbers(demo_url: str) -> None:
     goals = text.split("Shared goals")[1].split("\n\n")[0]
     assert "3,000" in goals and "3,000.00" not in goals and "400.00" not in goals
     assert "250,000.00" in goals
+
+
+def test_the_html_report_keeps_every_row(demo_url: str) -> None:
+    out = io.StringIO()
+    run_report(demo_url, "html", out, ReportQuery(details=True))
+    page = out.getvalue()
+    json_out = io.StringIO()
+    run_report(demo_url, "json", json_out, ReportQuery(details=True))
+    data = json.loads(json_out.getvalue())
+    rows = sum(len(reasons) for reasons in data["rejections_by_campaign"].values())
+    all_rows = page.split('data-table="rejections-all"', 1)[1].split("</table>", 1)[0]
+    assert all_rows.count("<tr>") == rows + 1  # and the header
+    for owner in data["sla_by_owner"]:
+        assert f'data-metric="sla_rate.{owner}"' in page
+    for line in data["attribution"]:
+        assert f'data-metric="attribution.{line["campaign_id"]}.{line["model"]}"' in page

@@ -184,6 +184,11 @@ def page_model(report: Report) -> dict[str, Any]:
                 {"campaign": c, "counts": [cells.get((c, r), 0) for r in reasons]}
                 for c in campaigns
             ],
+            "all": [
+                {"campaign": campaign, "reason": reason, "leads": n}
+                for campaign, counts in details.rejections_by_campaign.items()
+                for reason, n in counts.items()
+            ],
             "campaigns_total": len(details.rejections_by_campaign),
             "reasons_total": len({r for rs in details.rejections_by_campaign.values() for r in rs}),
         }
