@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 
-from sqlalchemy import Connection, Engine, inspect, select, text
+from sqlalchemy import Connection, Engine, func, inspect, select
 
 from leadflow.schemas.errors import LeadflowError
-from leadflow.sinks.models import GOALS
+from leadflow.sinks.models import FUNNEL, GOALS, REVENUE
 
 GOAL_METRICS = ("won_revenue", "won_deals", "mqls", "sql")
 COUNT_METRICS = frozenset({"won_deals", "mqls", "sql"})  # goals that count, in whole numbers
@@ -133,17 +133,15 @@ def goal_progress(conn: Connection, period: str | None = None) -> list[GoalProgr
 
 def _actual(conn: Connection, goal: Goal) -> Decimal:
     start, end = parse_period(goal.period)
-    params: dict[str, object] = {"start": start, "end": end, "currency": goal.currency}
     if goal.metric in ("mqls", "sql"):
-        params["stage"] = "mql" if goal.metric == "mqls" else "sql"
-        query = (
-            "SELECT SUM(leads) FROM funnel_daily "
-            "WHERE stage = :stage AND day >= :start AND day < :end"
-        )
+        f = FUNNEL.c
+        stage = "mql" if goal.metric == "mqls" else "sql"
+        query = select(func.sum(f.leads)).where(f.stage == stage, f.day >= start, f.day < end)
     else:
-        column = "won_amount" if goal.metric == "won_revenue" else "won_deals"
-        query = f"SELECT SUM({column}) FROM revenue_daily WHERE day >= :start AND day < :end"
+        r = REVENUE.c
+        column = r.won_amount if goal.metric == "won_revenue" else r.won_deals
+        query = select(func.sum(column)).where(r.day >= start, r.day < end)
         if goal.currency:
-            query += " AND currency = :currency"
-    value = conn.execute(text(query), params).scalar()
+            query = query.where(r.currency == goal.currency)
+    value = conn.execute(query).scalar()  # typed: the exact amount on every backend
     return Decimal(str(value)).quantize(Decimal("0.01")) if value is not None else Decimal("0.00")
