@@ -200,6 +200,29 @@ def _change_goals(engine: Any, args: argparse.Namespace) -> None:
             )
 
 
+def _fx(args: argparse.Namespace, settings: Settings) -> int:
+    from sqlalchemy.exc import DBAPIError
+
+    from leadflow.sinks import make_engine, upgrade
+    from leadflow.sinks.fx import load_rates, parse_rates
+
+    rates = parse_rates(Path(args.file))  # every line checked before anything is written
+    upgrade(settings.store_url)
+    engine = make_engine(settings.store_url)
+    try:
+        count = load_rates(engine, rates, args.to)
+    except DBAPIError as error:
+        if "permission denied" in str(error.orig):
+            raise LeadflowError(
+                "this database role may not load rates (leadflow_leadership may)"
+            ) from None
+        raise
+    finally:
+        engine.dispose()
+    print(f"loaded {count} rates into {args.to.upper()} from {args.file}")
+    return 0
+
+
 def _positive(text: str) -> int:
     try:
         value = int(text)
@@ -223,7 +246,8 @@ class OneLineParser(argparse.ArgumentParser):
     """An argument parser whose every error is one sentence on stderr (exit status 2)."""
 
     def error(self, message: str) -> NoReturn:
-        sentence = message[:1].upper() + message[1:].rstrip(".")
+        shown = "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in message)
+        sentence = shown[:1].upper() + shown[1:].rstrip(".")
         self.exit(2, f"{self.prog}: {sentence}; see `{self.prog} --help`.\n")
 
 
@@ -366,6 +390,16 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--metric", choices=["won_revenue", "won_deals", "mqls", "sql"])
     sub.add_argument("--currency", help="three letters; required for won_revenue")
     sub.add_argument("--target", help="the number to reach in the period")
+    sub = add(
+        "fx",
+        _fx,
+        "exchange rates into one reporting currency: load a CSV (currency,day,rate); a bad"
+        " line loads nothing",
+        "leadflow fx load rates.csv --to EUR",
+    )
+    sub.add_argument("action", choices=["load"])
+    sub.add_argument("file", help="CSV with the header currency,day,rate (rate: units of --to)")
+    sub.add_argument("--to", required=True, help="the reporting currency, e.g. EUR")
     db = add("db", _db, "database commands: upgrade applies the migrations", "leadflow db upgrade")
     db.add_argument("action", choices=["upgrade"])
     return parser

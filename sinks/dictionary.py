@@ -171,6 +171,20 @@ DICTIONARY: dict[str, TableDoc] = {
             "touch_count": "touches of the campaign by the lead",
         },
     ),
+    "fx_rates": TableDoc(
+        "one row per currency and UTC day with a rate",
+        ("currency", "day"),
+        "Exchange rates into the one reporting currency, loaded with `leadflow fx load`. A won"
+        " deal converts at its currency's latest rate on or before the day it was won; a deal"
+        " without such a rate is shown apart, never converted.",
+        {
+            "currency": "three-letter currency converted from",
+            "day": "the UTC day the rate holds from",
+            "to_currency": "the reporting currency (the same on every row)",
+            "rate": "units of to_currency per unit of currency",
+            "loaded_at": "when the rate was loaded (UTC)",
+        },
+    ),
 }
 
 

@@ -17,6 +17,7 @@ from rich.text import Text
 from leadflow.pipeline.reporting.model import PERCENTILE_METHOD, Details, Funnel, Report
 from leadflow.pipeline.reporting.safe import csv_cell, term
 from leadflow.schemas.vocabulary import SLA_STATUSES
+from leadflow.sinks.fx import Converted
 from leadflow.sinks.goals import COUNT_METRICS, GoalProgress
 
 # -- output formats ----------------------------------------------------------------------------
@@ -82,6 +83,7 @@ def _classic_dict(report: Report) -> dict[str, Any]:
             currency: {"won_deals": r.won_deals, "won_amount": str(r.won_amount)}
             for currency, r in report.revenue.items()
         },
+        "revenue_converted": _converted_dict(report),
         "totals": {
             "leads": totals.leads,
             "orphans": totals.orphans,
@@ -99,6 +101,19 @@ def _classic_dict(report: Report) -> dict[str, Any]:
             }
             for p in report.goals
         ],
+    }
+
+
+def _converted_dict(report: Report) -> dict[str, Any] | None:
+    """Won revenue in the reporting currency; null when the store has no rates."""
+    c = report.converted
+    if c is None:
+        return None
+    return {
+        "currency": c.currency,
+        "won_amount": str(c.total),
+        "won_deals": c.deals,
+        "without_rate": {k: str(v) for k, v in c.without_rate.items()},
     }
 
 
@@ -134,6 +149,12 @@ def csv_rows(report: Report) -> Iterable[tuple[str, str, str, str]]:
     for currency, revenue in report.revenue.items():
         yield "revenue", currency, "won_deals", str(revenue.won_deals)
         yield "revenue", currency, "won_amount", str(revenue.won_amount)
+    if report.converted is not None:
+        c = report.converted
+        yield "revenue_converted", c.currency, "won_amount", str(c.total)
+        yield "revenue_converted", c.currency, "won_deals", str(c.deals)
+        for currency, amount in c.without_rate.items():
+            yield "revenue_without_rate", currency, "won_amount", str(amount)
     totals = report.totals
     yield "totals", "leads", "", str(totals.leads)
     yield "totals", "orphans", "", str(totals.orphans)
@@ -307,6 +328,12 @@ def _revenue_table(report: Report) -> Table:
     return grid
 
 
+def _converted_line(c: Converted) -> Text:
+    apart = ", ".join(f"{v:,} {k}" for k, v in c.without_rate.items())
+    text = f"Won revenue in {c.currency}: {c.total:,} ({c.deals:,} deals)"
+    return term(text + (f"; without a rate, not converted: {apart}" if apart else ""))
+
+
 def _totals_line(report: Report) -> Text:
     totals = report.totals
     reasons = ", ".join(f"{term(k)} {n}" for k, n in totals.dead_letters_by_reason.items())
@@ -342,6 +369,8 @@ def _tables(report: Report, limit: int | None) -> Iterable[Table | Text]:
         yield _by_source_tables(report, by, groups, limit)
     yield _service_table(report)
     yield _revenue_table(report)
+    if report.converted is not None:
+        yield _converted_line(report.converted)
     if report.goals:
         yield goals_table(report.goals)
     if report.details is not None:

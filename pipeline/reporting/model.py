@@ -10,6 +10,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
 from leadflow.schemas.vocabulary import FUNNEL_PATH
+from leadflow.sinks.fx import Converted
 from leadflow.sinks.goals import GoalProgress
 
 STEP_PAIRS = tuple(itertools.pairwise(FUNNEL_PATH))
@@ -159,3 +160,4 @@ class Report:
     query: ReportQuery = field(default_factory=ReportQuery)
     breakdown: Mapping[str, Funnel] = field(default_factory=dict)  # by query.by, unless source
     details: Details | None = None
+    converted: Converted | None = None  # won revenue in the reporting currency (fx_rates)

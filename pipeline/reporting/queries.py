@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from datetime import datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -44,6 +44,7 @@ from leadflow.schemas.errors import PermanentStoreError, StoreError
 from leadflow.schemas.vocabulary import ATTRIBUTION_MODELS, SLA_STATUSES, STAGES, UNKNOWN
 from leadflow.sinks.engine import make_engine
 from leadflow.sinks.errors import first_line
+from leadflow.sinks.fx import RateBook, convert
 from leadflow.sinks.goals import goal_progress
 from leadflow.sinks.models import ATTRIBUTION, DEAD_LETTERS, LIFECYCLE, SLA, TRANSITIONS
 
@@ -87,17 +88,19 @@ def _read_report(conn: Connection, query: ReportQuery) -> Report:
     overall = _funnel(_stage_counts(conn, query))
     by_source = _stage_counts_by(conn, query, "source")
     breakdown = {} if query.by == "source" else _stage_counts_by(conn, query, query.by)
+    won = _won_deals(conn, query)
     return Report(
         funnel=overall,
         funnel_by_source={src: _funnel(c) for src, c in by_source.items()},
         speed_to_lead=_speed_to_lead(conn, query),
         sla=_sla_counts(conn, query),
-        revenue=_revenue(conn, query),
+        revenue=_revenue(won),
         totals=_totals(conn, query),
         goals=tuple(goal_progress(conn)),
         query=query,
         breakdown={key: _funnel(c) for key, c in breakdown.items()},
         details=_details(conn, query) if query.details else None,
+        converted=convert(RateBook(conn), won),
     )
 
 
@@ -214,15 +217,22 @@ def _won_leads(query: ReportQuery, *columns: Any) -> Select[Any]:
     )
 
 
-def _revenue(conn: Connection, query: ReportQuery) -> dict[str, Revenue]:
+def _won_deals(conn: Connection, query: ReportQuery) -> list[tuple[str, Decimal, date]]:
+    """(currency, amount, UTC day won) of every won lead the query selects."""
     lc = LIFECYCLE.c
-    select_ = _won_leads(query, lc.currency, lc.amount)
+    select_ = _won_leads(query, lc.currency, lc.amount, lc.won_at)
+    return [
+        (currency or UNKNOWN, amount or Decimal(0), won_at.astimezone(UTC).date())
+        for currency, amount, won_at in conn.execute(select_)
+    ]
+
+
+def _revenue(deals_won: list[tuple[str, Decimal, date]]) -> dict[str, Revenue]:
     deals: dict[str, int] = {}
     amounts: dict[str, Decimal] = {}
-    for currency, amount in conn.execute(select_):  # summed in Python: SQLite has no decimals
-        key = currency or UNKNOWN
+    for key, amount, _ in deals_won:  # summed in Python: SQLite has no decimals
         deals[key] = deals.get(key, 0) + 1
-        amounts[key] = amounts.get(key, Decimal(0)) + (amount or Decimal(0))
+        amounts[key] = amounts.get(key, Decimal(0)) + amount
     return {key: Revenue(deals[key], amounts[key].quantize(CENTS)) for key in sorted(deals)}
 
 

@@ -1,4 +1,5 @@
-"""PostgreSQL COMMENTs on every table and column, from the data dictionary.
+"""fx_rates (rates into one reporting currency), and PostgreSQL COMMENTs on every table and
+column, from the data dictionary.
 
 The comments state each table's grain and key and each column's meaning, as in
 docs/data-dictionary.md; SQLite has no comments.
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import sqlalchemy as sa
 from alembic import op
 from sqlalchemy import inspect
 
@@ -28,9 +30,19 @@ def _literal(text: str) -> str:
 
 
 def upgrade() -> None:
+    op.create_table(
+        "fx_rates",
+        sa.Column("currency", sa.String(3), primary_key=True),
+        sa.Column("day", sa.Date(), primary_key=True),
+        sa.Column("to_currency", sa.String(3), nullable=False),
+        sa.Column("rate", sa.Numeric(24, 10), nullable=False),
+        sa.Column("loaded_at", sa.DateTime(timezone=True), nullable=False),
+    )
     bind = op.get_bind()
     if bind.dialect.name != "postgresql":
         return
+    op.execute("GRANT SELECT ON fx_rates TO leadflow_marketing, leadflow_sales")
+    op.execute("GRANT SELECT, INSERT, UPDATE, DELETE ON fx_rates TO leadflow_leadership")
     present = set(inspect(bind).get_table_names())
     for table, doc in DICTIONARY.items():
         if table not in present:
@@ -44,6 +56,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     bind = op.get_bind()
     if bind.dialect.name != "postgresql":
+        op.drop_table("fx_rates")
         return
     present = set(inspect(bind).get_table_names())
     for table, doc in DICTIONARY.items():
@@ -52,3 +65,4 @@ def downgrade() -> None:
         op.execute(f'COMMENT ON TABLE "{table}" IS NULL')
         for column in doc.columns:
             op.execute(f'COMMENT ON COLUMN "{table}"."{column}" IS NULL')
+    op.drop_table("fx_rates")
