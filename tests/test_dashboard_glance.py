@@ -11,7 +11,8 @@ import subprocess
 import sys
 from collections import defaultdict
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from leadflow.pipeline.kafka.broker import free_port
 from leadflow.pipeline.reporting.model import ReportQuery
 from leadflow.pipeline.reporting.trends import glance_period, week_of
 from leadflow.sinks import make_engine
+from leadflow.sinks.fx import Rate, load_rates
 from leadflow.sinks.goals import make_goal, set_goal
 from tests.support.demo_store import write_demo_store
 from tests.support.stores import expected_stages
@@ -43,6 +45,9 @@ def demo_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     try:
         set_goal(engine, make_goal("2026-Q2", "won_revenue", "300000", "EUR"))
         set_goal(engine, make_goal("2026-Q2", "mqls", "1500", None))
+        rates = [Rate("USD", date(2000, 1, 1), Decimal("0.92")),
+                 Rate("GBP", date(2000, 1, 1), Decimal("1.17"))]  # fmt: skip
+        load_rates(engine, rates, "EUR")  # BRL has no rate: shown apart
     finally:
         engine.dispose()
     return url
@@ -108,7 +113,9 @@ def test_one_laptop_screen_answers_are_we_on_track(
                      '[data-metric^="glance.goal."]', '[data-metric^="glance.revenue."]',
                      '[data-metric="glance.funnel.won"]'):  # fmt: skip
         assert _visible_in_first_screen(page, selector), selector
-    assert "vs previous" in page.locator("#glance").inner_text()
+    glance = page.locator("#glance").inner_text()
+    assert "vs previous" in glance
+    assert "won revenue in EUR (not converted:" in glance and "BRL" in glance
     engine = make_engine(demo_url)
     try:
         since, until = glance_period(engine, ReportQuery())

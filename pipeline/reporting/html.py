@@ -328,6 +328,26 @@ def _rate_card(key: str, label: str, now: float | None, before: float | None) ->
             "trend": _trend_class(change)}  # fmt: skip
 
 
+def _revenue_cards(now: Report, before: Report) -> list[dict[str, str]]:
+    """Won revenue in the reporting currency when the store has rates, else per currency."""
+    if now.converted is not None:
+        c = now.converted
+        prior = before.converted.total if before.converted is not None else Decimal(0)
+        change = _change(float(c.total), float(prior))
+        apart = ", ".join(f"{v:,.0f} {k}" for k, v in c.without_rate.items())
+        label = f"won revenue in {c.currency}" + (f" (not converted: {apart})" if apart else "")
+        return [{"key": f"revenue.{c.currency}", "label": label, "value": f"{c.total:,.0f}",
+                 "change": change, "trend": _trend_class(change)}]  # fmt: skip
+    cards = []
+    for currency, revenue in now.revenue.items():
+        prior = before.revenue[currency].won_amount if currency in before.revenue else Decimal(0)
+        change = _change(float(revenue.won_amount), float(prior))
+        cards.append({"key": f"revenue.{currency}", "label": f"won revenue {currency}",
+                      "value": f"{revenue.won_amount:,.0f}", "change": change,
+                      "trend": _trend_class(change)})  # fmt: skip
+    return cards
+
+
 def glance_model(glance: Any) -> dict[str, Any]:
     """Cards answering "are we on track": each figure with its change against the period before."""
     now, before = glance.current, glance.previous
@@ -338,18 +358,7 @@ def glance_model(glance: Any) -> dict[str, Any]:
     ]  # fmt: skip
     cards.append(_rate_card("win_rate", "lead to won", _win_rate(now), _win_rate(before)))
     cards.append(_rate_card("sla_met", "SLA met rate", _met_rate(now), _met_rate(before)))
-    for currency, revenue in now.revenue.items():
-        prior = before.revenue[currency].won_amount if currency in before.revenue else Decimal(0)
-        change = _change(float(revenue.won_amount), float(prior))
-        cards.append(
-            {
-                "key": f"revenue.{currency}",
-                "label": f"won revenue {currency}",
-                "value": f"{revenue.won_amount:,.0f}",
-                "change": change,
-                "trend": _trend_class(change),
-            }
-        )
+    cards += _revenue_cards(now, before)
     steps = [None, *FUNNEL_PATH]
     funnel = [
         {
