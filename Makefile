@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: setup run demo test test-fast test-tools lint typecheck check bench clean
+.PHONY: setup shell run demo test test-fast test-tools lint typecheck check bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "leadflow needs Python 3.11 or newer (set PYTHON=...)")'
@@ -14,6 +14,11 @@ $(STAMP): pyproject.toml constraints.txt
 	@touch $(STAMP)
 
 setup: $(STAMP)
+
+# A shell where `leadflow` is on PATH (exit returns to the shell you came from).
+shell: $(STAMP)
+	@echo "leadflow is on PATH in this shell; 'exit' leaves it"
+	@VIRTUAL_ENV="$(CURDIR)/$(VENV)" PATH="$(CURDIR)/$(BIN):$$PATH" $${SHELL:-/bin/sh} -i
 
 # In a terminal the demo keeps serving its dashboard until Ctrl-C; elsewhere it exits.
 run: $(STAMP)

@@ -7,6 +7,7 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import date
 from pathlib import Path
+from typing import Any, NoReturn
 
 from leadflow.pipeline.settings import Settings, load_settings
 from leadflow.schemas.errors import LeadflowError
@@ -57,9 +58,18 @@ def _db(args: argparse.Namespace, settings: Settings) -> int:
 def _publish(args: argparse.Namespace, settings: Settings) -> int:
     from leadflow.pipeline.publish.publishing import publish_file
 
-    summary = publish_file(settings, Path(args.file))
-    print(f"published {summary.sent} events, refused {len(summary.refused)} lines")
-    return 1 if summary.refused else 0
+    summary = publish_file(settings, Path(args.file), dry_run=args.dry_run, partial=args.partial)
+    refused = len(summary.refused)
+    if args.dry_run:
+        print(f"dry run: {summary.valid} events valid, {refused} lines refused; nothing published")
+    elif refused and not args.partial:
+        print(
+            f"published nothing: {refused} lines refused; fix them, or publish the valid lines"
+            " with --partial"
+        )
+    else:
+        print(f"published {summary.sent} events, refused {refused} lines")
+    return 1 if refused else 0
 
 
 def _simulate(args: argparse.Namespace, settings: Settings) -> int:
@@ -87,10 +97,10 @@ def _report(args: argparse.Namespace, settings: Settings) -> int:
     if args.since and args.until and args.since > args.until:
         raise LeadflowError("--since comes after --until; swap them")
     if args.output is None:
-        return run_report(settings.store_url, args.format, sys.stdout, query)
+        return run_report(settings.store_url, args.format, sys.stdout, query, full=args.full)
     try:
         with open(args.output, "w", encoding="utf-8") as out:
-            code = run_report(settings.store_url, args.format, out, query)
+            code = run_report(settings.store_url, args.format, out, query, full=args.full)
     except OSError as error:
         raise LeadflowError(
             f"cannot write {args.output} ({error.strerror}); choose another --output"
@@ -112,39 +122,120 @@ def _ingest(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _day(text: str) -> date:
+    from leadflow.pipeline.reporting.model import check_day
+
     try:
-        return date.fromisoformat(text)
+        day = date.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"expected a date such as 2026-03-31, got {text!r}"
         ) from None
+    try:
+        return check_day("the date", day)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
+    if not 0 < value < 65536:
+        raise argparse.ArgumentTypeError(f"port {value} is out of range: use 1 to 65535")
+    return value
 
 
 def _demo(args: argparse.Namespace, settings: Settings) -> int:
     from leadflow.pipeline.demo import run_demo
 
-    return run_demo(settings, args.leads, args.seed, args.keep_running)
+    return run_demo(settings, args.leads, args.seed, args.keep_running, args.keep_store)
 
 
 def _goals(args: argparse.Namespace, settings: Settings) -> int:
     from rich.console import Console
+    from sqlalchemy.exc import DBAPIError
 
     from leadflow.pipeline.reporting.formats import goals_table
-    from leadflow.sinks import make_engine, upgrade
-    from leadflow.sinks.goals import goal_progress, make_goal, set_goal
+    from leadflow.sinks import make_engine
+    from leadflow.sinks.goals import goal_progress, parse_period
 
+    if args.period is not None:
+        parse_period(args.period)
+    _prepare_goals_store(settings.store_url)
+    engine = make_engine(settings.store_url)
+    try:
+        _change_goals(engine, args)
+        with engine.connect() as conn:
+            progress = goal_progress(conn, args.period)
+    except DBAPIError as error:
+        if "permission denied" in str(error.orig):
+            raise LeadflowError(
+                f"this database role may not {args.action} shared goals"
+                " (leadflow_leadership may); connect as a role that may"
+            ) from None
+        raise
+    finally:
+        engine.dispose()
+    Console(markup=False, emoji=False).print(goals_table(progress))
+    return 0
+
+
+def _prepare_goals_store(url: str) -> None:
+    """Migrate a store without the goals table; one that has it is used as it is.
+
+    Roles other than the migrating one (leadership) may not migrate, and need not.
+    """
+    from sqlalchemy import inspect
+
+    from leadflow.sinks import make_engine, upgrade
+
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            present = inspect(conn).has_table("shared_goals")
+    finally:
+        engine.dispose()
+    if not present:
+        upgrade(url)
+
+
+def _change_goals(engine: Any, args: argparse.Namespace) -> None:
+    from leadflow.sinks.goals import delete_goals, make_goal, set_goal
+
+    if args.action == "set":
+        if args.period is None or args.metric is None or args.target is None:
+            raise LeadflowError("goals set needs --period, --metric and --target")
+        set_goal(engine, make_goal(args.period, args.metric, args.target, args.currency))
+    elif args.action == "delete":
+        if args.period is None:
+            raise LeadflowError("goals delete needs --period (and optionally --metric, --currency)")
+        if not delete_goals(engine, args.period, args.metric, args.currency):
+            raise LeadflowError(
+                f"no goal of {args.period} matches; `leadflow goals list` shows them"
+            )
+
+
+def _fx(args: argparse.Namespace, settings: Settings) -> int:
+    from sqlalchemy.exc import DBAPIError
+
+    from leadflow.sinks import make_engine, upgrade
+    from leadflow.sinks.fx import load_rates, parse_rates
+
+    rates = parse_rates(Path(args.file))  # every line checked before anything is written
     upgrade(settings.store_url)
     engine = make_engine(settings.store_url)
     try:
-        if args.action == "set":
-            if args.period is None or args.metric is None or args.target is None:
-                raise LeadflowError("goals set needs --period, --metric and --target")
-            set_goal(engine, make_goal(args.period, args.metric, args.target, args.currency))
-        with engine.connect() as conn:
-            progress = goal_progress(conn)
+        count = load_rates(engine, rates, args.to)
+    except DBAPIError as error:
+        if "permission denied" in str(error.orig):
+            raise LeadflowError(
+                "this database role may not load rates (leadflow_leadership may)"
+            ) from None
+        raise
     finally:
         engine.dispose()
-    Console().print(goals_table(progress))
+    print(f"loaded {count} rates into {args.to.upper()} from {args.file}")
     return 0
 
 
@@ -157,18 +248,40 @@ def _sla(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _positive(text: str) -> int:
-    value = int(text)
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
     return value
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("leadflow")
+    except PackageNotFoundError:
+        return "(not installed)"
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose every error is one sentence on stderr (exit status 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        shown = "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in message)
+        sentence = shown[:1].upper() + shown[1:].rstrip(".")
+        self.exit(2, f"{self.prog}: {sentence}; see `{self.prog} --help`.\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="leadflow",
         description="Join marketing and sales lead events into one shared SQL store.",
         epilog="Settings come from LEADFLOW_* environment variables; see README.md.",
     )
+    parser.add_argument("--version", action="version", version=f"leadflow {_version()}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     def add(name: str, handler: Handler, help_text: str, example: str) -> argparse.ArgumentParser:
@@ -217,6 +330,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument(
         "--keep-running", action="store_true", help="keep serving /metrics until Ctrl-C"
     )
+    sub.add_argument(
+        "--keep-store",
+        action="store_true",
+        help="add to the existing store (default: a fresh one; a SQLite file is moved aside)",
+    )
     sub = add(
         "simulate",
         _simulate,
@@ -256,6 +374,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--source", help="only leads of this source ('unknown' for none)")
     sub.add_argument("--campaign", help="only leads of this campaign ('unknown' for none)")
     sub.add_argument("--output", "-o", metavar="FILE", help="write to FILE instead of stdout")
+    sub.add_argument(
+        "--full",
+        action="store_true",
+        help="table: every row of every breakdown (default: the top rows of each)",
+    )
     sub = add(
         "dashboard",
         _dashboard,
@@ -266,24 +389,32 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument(
         "--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)"
     )
-    sub.add_argument("--port", type=int, default=8066, help="port to listen on (default: 8066)")
+    sub.add_argument("--port", type=_port, default=8066, help="port to listen on (default: 8066)")
     sub = add(
         "publish",
         _publish,
-        "publish events from a JSON Lines file (validated first; exit 1 if any line is refused)",
-        "LEADFLOW_COMPRESSION=lz4 leadflow publish events.jsonl",
+        "publish events from a JSON Lines file: every line is validated first, and a file with"
+        " a refused line publishes nothing unless --partial (exit 1 if any line is refused)",
+        "leadflow publish --dry-run events.jsonl && leadflow publish events.jsonl\n"
+        "         LEADFLOW_COMPRESSION=lz4 leadflow publish events.jsonl",
     )
     sub.add_argument(
         "file", help='JSON Lines: {"topic": "marketing"|"sales", "value": {...}} or a bare event'
     )
+    sub.add_argument("--dry-run", action="store_true", help="validate only; publish nothing")
+    sub.add_argument(
+        "--partial", action="store_true", help="publish the valid lines even if some are refused"
+    )
     sub = add(
         "goals",
         _goals,
-        "shared goals of both teams: set one, or list them with their progress",
+        "shared goals of both teams: set or delete one, or list them with their progress",
         "leadflow goals set --period 2026-Q4 --metric won_revenue --currency EUR --target 250000",
     )
-    sub.add_argument("action", choices=["set", "list"])
-    sub.add_argument("--period", help="a year, quarter or month: 2026, 2026-Q4, 2026-11")
+    sub.add_argument("action", choices=["set", "list", "delete"])
+    sub.add_argument(
+        "--period", help="a year, quarter or month: 2026, 2026-Q4, 2026-11 (list: only its goals)"
+    )
     sub.add_argument("--metric", choices=["won_revenue", "won_deals", "mqls", "sql"])
     sub.add_argument("--currency", help="three letters; required for won_revenue")
     sub.add_argument("--target", help="the number to reach in the period")
@@ -307,6 +438,16 @@ def build_parser() -> argparse.ArgumentParser:
         " for producers that cannot speak Kafka; put TLS termination in front of it",
         _INGEST_EXAMPLE,
     )
+    sub = add(
+        "fx",
+        _fx,
+        "exchange rates into one reporting currency: load a CSV (currency,day,rate); a bad"
+        " line loads nothing",
+        "leadflow fx load rates.csv --to EUR",
+    )
+    sub.add_argument("action", choices=["load"])
+    sub.add_argument("file", help="CSV with the header currency,day,rate (rate: units of --to)")
+    sub.add_argument("--to", required=True, help="the reporting currency, e.g. EUR")
     db = add("db", _db, "database commands: upgrade applies the migrations", "leadflow db upgrade")
     db.add_argument("action", choices=["upgrade"])
     return parser
@@ -328,6 +469,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        print(
+            f"leadflow: unexpected {type(exc).__name__}"
+            + (f" ({detail[:200]})" if detail else "")
+            + "; please report it with the command you ran",
+            file=sys.stderr,
+        )
+        return 1
 
 
 if __name__ == "__main__":

@@ -118,11 +118,38 @@ def _free_or(host: str, port: int) -> int:
     return free_port(host) if port_answers(host, port) else port
 
 
-def run_demo(settings: Settings, leads: int, seed: int, keep_running: bool) -> int:
+def fresh_store(database_url: str, keep_store: bool) -> str | None:
+    """Make the demo start from an empty store; the sentence saying what was done, or None.
+
+    A SQLite file is moved aside to ``<file>.previous`` (replacing an older one); any other
+    database is never emptied, so the demo needs ``--keep-store`` to add to it.
+    """
+    if keep_store:
+        return None
+    if not database_url.startswith("sqlite:///"):
+        raise LeadflowError(
+            "the demo adds to the non-SQLite store in LEADFLOW_DATABASE_URL only with --keep-store"
+        )
+    path = Path(database_url.removeprefix("sqlite:///").split("?", 1)[0])
+    if not path.exists():
+        return None
+    previous = path.with_name(path.name + ".previous")
+    path.replace(previous)
+    for suffix in ("-wal", "-shm", "-journal"):
+        path.with_name(path.name + suffix).unlink(missing_ok=True)
+    return f"fresh store: the previous {path} is now {previous} (--keep-store adds to it instead)"
+
+
+def run_demo(
+    settings: Settings, leads: int, seed: int, keep_running: bool, keep_store: bool = False
+) -> int:
     """Run the whole product once on this machine and print the shared report."""
     from leadflow.pipeline.reporting import run_report
 
     console = Console(stderr=True)
+    moved = fresh_store(settings.database_url, keep_store)
+    if moved:
+        console.print(moved, markup=False, highlight=False)
     started = time.monotonic()
     host, _, port_text = settings.bootstrap_servers[0].rpartition(":")
     port = _free_or(host, int(port_text))
@@ -157,8 +184,8 @@ def run_demo(settings: Settings, leads: int, seed: int, keep_running: bool) -> i
             f"[green]caught up[/] {len(messages)} messages in {elapsed:.1f}s "
             f"({len(messages) / elapsed:,.0f} messages/s); total {time.monotonic() - started:.1f}s"
         )
+        console.print(f"database: {_describe_database(demo.database_url)}", markup=False)
         run_report(demo.store_url, "table", sys.stdout)
-        console.print(f"database: {_describe_database(demo.database_url)}")
         if keep_running:
             console.print(
                 f"serving {worker.base_url}/metrics and /health until Ctrl-C ...", highlight=False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 from urllib.parse import urlparse
 
@@ -99,6 +100,20 @@ class Settings(BaseSettings):
         if not (scheme.startswith("sqlite") or scheme.startswith("postgresql")):
             shown = redact_url(value)
             raise ValueError(f"expected a sqlite:// or postgresql+psycopg:// URL, got {shown!r}")
+        authority = value.partition("://")[2].split("/", 1)[0]
+        if authority.count("@") > 1:
+            raise ValueError(
+                "the password holds '@': write it as %40, or set LEADFLOW_DATABASE_PASSWORD"
+            )
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            port = make_url(value).port
+        except (ValueError, ArgumentError):
+            raise ValueError("the URL does not parse: check its port and quoting") from None
+        if port is not None and not 0 < port < 65536:
+            raise ValueError(f"port {port} is out of range: use 1 to 65535")
         return value
 
     @property
@@ -198,14 +213,21 @@ class Settings(BaseSettings):
 
 
 def redact_url(url: str) -> str:
-    """A database URL with its password masked."""
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
+    """A database URL with its password masked, whatever characters the password holds.
 
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return "(unparsable URL)"
+    The user info is everything between ``://`` and the last ``@``, so a password holding ``@``,
+    ``:`` or ``/`` is masked whole; a ``password=`` query parameter is masked too.
+    """
+    scheme, sep, rest = url.partition("://")
+    if sep and "@" in rest:
+        userinfo, _, host = rest.rpartition("@")
+        user, colon, _ = userinfo.partition(":")
+        rest = f"{user}:***@{host}" if colon else f"{userinfo}@{host}"
+    shown = f"{scheme}{sep}{rest}"
+    return _PASSWORD_PARAMETER.sub(r"\1***", shown)
+
+
+_PASSWORD_PARAMETER = re.compile(r"([?&]password=)[^&]*", re.IGNORECASE)
 
 
 def broker_servers(value: str) -> list[str]:

@@ -7,12 +7,14 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 
-from sqlalchemy import Connection, Engine, inspect, select, text
+from sqlalchemy import Connection, Engine, func, inspect, select
 
 from leadflow.schemas.errors import LeadflowError
-from leadflow.sinks.models import GOALS
+from leadflow.sinks.models import FUNNEL, GOALS, REVENUE
 
 GOAL_METRICS = ("won_revenue", "won_deals", "mqls", "sql")
+COUNT_METRICS = frozenset({"won_deals", "mqls", "sql"})  # goals that count, in whole numbers
+MAX_TARGET = Decimal("9999999999999999.99")  # what shared_goals.target holds: Numeric(18, 2)
 _PERIOD = re.compile(r"^(\d{4})(?:-Q([1-4])|-(0[1-9]|1[0-2]))?$")
 
 
@@ -70,6 +72,8 @@ def make_goal(period: str, metric: str, target: str, currency: str | None) -> Go
         raise LeadflowError(f"bad target {target!r}: a number such as 250000") from None
     if not amount.is_finite() or amount < 0:
         raise LeadflowError(f"bad target {target!r}: a number >= 0")
+    if amount > MAX_TARGET:
+        raise LeadflowError(f"bad target {target!r}: at most {MAX_TARGET:,}")
     return Goal(period, metric, code, amount.quantize(Decimal("0.01")))
 
 
@@ -94,18 +98,33 @@ def set_goal(engine: Engine, goal: Goal) -> None:
         )
 
 
-def read_goals(conn: Connection) -> list[Goal]:
+def delete_goals(engine: Engine, period: str, metric: str | None, currency: str | None) -> int:
+    """Delete the goals of ``period`` (only ``metric``'s, only ``currency``'s when given)."""
+    parse_period(period)
+    conditions = [GOALS.c.period == period]
+    if metric is not None:
+        conditions.append(GOALS.c.metric == metric)
+    if currency is not None:
+        conditions.append(GOALS.c.currency == currency.upper())
+    with engine.begin() as conn:
+        return int(conn.execute(GOALS.delete().where(*conditions)).rowcount)
+
+
+def read_goals(conn: Connection, period: str | None = None) -> list[Goal]:
+    """The goals, ordered; only those of ``period`` when given."""
     if not inspect(conn).has_table("shared_goals"):
         return []
     query = select(GOALS.c.period, GOALS.c.metric, GOALS.c.currency, GOALS.c.target)
+    if period is not None:
+        query = query.where(GOALS.c.period == period)
     rows = conn.execute(query.order_by(GOALS.c.period, GOALS.c.metric, GOALS.c.currency))
     return [Goal(p, m, c, Decimal(t)) for p, m, c, t in rows]
 
 
-def goal_progress(conn: Connection) -> list[GoalProgress]:
-    """Every goal with its actual value, read from funnel_daily and revenue_daily."""
+def goal_progress(conn: Connection, period: str | None = None) -> list[GoalProgress]:
+    """Each goal (of ``period`` if given) with its actual, from funnel_daily and revenue_daily."""
     out = []
-    for goal in read_goals(conn):
+    for goal in read_goals(conn, period):
         actual = _actual(conn, goal)
         ratio = float(actual / goal.target) if goal.target else None
         out.append(GoalProgress(goal, actual, ratio))
@@ -114,17 +133,15 @@ def goal_progress(conn: Connection) -> list[GoalProgress]:
 
 def _actual(conn: Connection, goal: Goal) -> Decimal:
     start, end = parse_period(goal.period)
-    params: dict[str, object] = {"start": start, "end": end, "currency": goal.currency}
     if goal.metric in ("mqls", "sql"):
-        params["stage"] = "mql" if goal.metric == "mqls" else "sql"
-        query = (
-            "SELECT SUM(leads) FROM funnel_daily "
-            "WHERE stage = :stage AND day >= :start AND day < :end"
-        )
+        f = FUNNEL.c
+        stage = "mql" if goal.metric == "mqls" else "sql"
+        query = select(func.sum(f.leads)).where(f.stage == stage, f.day >= start, f.day < end)
     else:
-        column = "won_amount" if goal.metric == "won_revenue" else "won_deals"
-        query = f"SELECT SUM({column}) FROM revenue_daily WHERE day >= :start AND day < :end"
+        r = REVENUE.c
+        column = r.won_amount if goal.metric == "won_revenue" else r.won_deals
+        query = select(func.sum(column)).where(r.day >= start, r.day < end)
         if goal.currency:
-            query += " AND currency = :currency"
-    value = conn.execute(text(query), params).scalar()
+            query = query.where(r.currency == goal.currency)
+    value = conn.execute(query).scalar()  # typed: the exact amount on every backend
     return Decimal(str(value)).quantize(Decimal("0.01")) if value is not None else Decimal("0.00")

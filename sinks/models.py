@@ -169,6 +169,18 @@ class SharedGoal(Base):
     updated_at: Mapped[datetime]
 
 
+class FxRate(Base):
+    """How many units of the reporting currency one unit of ``currency`` is worth on ``day``."""
+
+    __tablename__ = "fx_rates"
+
+    currency: Mapped[str] = mapped_column(String(3), primary_key=True)
+    day: Mapped[date] = mapped_column(primary_key=True)
+    to_currency: Mapped[str] = mapped_column(String(3))  # the one reporting currency
+    rate: Mapped[Decimal] = mapped_column(Numeric(24, 10))
+    loaded_at: Mapped[datetime]
+
+
 TABLES = {table.name: table for table in Base.metadata.sorted_tables}
 
 # The table handle of each model: every module takes its handles from here.
@@ -181,3 +193,18 @@ DEAD_LETTERS: Table = DeadLetterRow.__table__  # type: ignore[assignment]
 CONTACTS: Table = LeadContact.__table__  # type: ignore[assignment]
 ATTRIBUTION: Table = Attribution.__table__  # type: ignore[assignment]
 GOALS: Table = SharedGoal.__table__  # type: ignore[assignment]
+FX_RATES: Table = FxRate.__table__  # type: ignore[assignment]
+
+
+def _describe(tables: dict[str, Table]) -> None:
+    """Table and column comments from the data dictionary (migration 0008 writes the same)."""
+    from leadflow.sinks.dictionary import DICTIONARY
+
+    for name, table in tables.items():
+        doc = DICTIONARY[name]
+        table.comment = f"{doc.meaning} Grain: {doc.grain}. Key: {', '.join(doc.key)}."
+        for column in table.columns:
+            column.comment = doc.columns[column.name]
+
+
+_describe(TABLES)

@@ -250,15 +250,48 @@ def test_k8s_workers() -> None:
     assert job["containers"][0]["args"] == ["db", "upgrade"]
 
 
+EXAMPLE_SECRET = load_yaml(DEPLOY / "k8s-example" / "secret.yaml")
+
+
 def test_k8s_settings_are_real(monkeypatch: pytest.MonkeyPatch) -> None:
     config = k8s_object("ConfigMap")["data"]
-    secret = k8s_object("Secret", "leadflow-secrets")["stringData"]
+    secret = EXAMPLE_SECRET["stringData"]
     unknown = (config.keys() | secret.keys()) - setting_env_names()
     assert not unknown, f"not Settings fields: {sorted(unknown)}"
     assert "LEADFLOW_DATABASE_URL" not in config, "the database URL carries the password"
     settings = settings_from({**config, **secret}, monkeypatch)
     assert settings.web_host == "0.0.0.0"
     assert settings.database_url.startswith("postgresql+psycopg://")
+
+
+def test_the_kustomization_carries_no_secret() -> None:
+    """The placeholder secret is an example applied by hand: `apply -k` never overwrites one."""
+    assert not [obj for obj in k8s_objects() if obj["kind"] == "Secret"]
+    assert EXAMPLE_SECRET["kind"] == "Secret"
+    assert EXAMPLE_SECRET["metadata"]["name"] == "leadflow-secrets"
+
+
+def _images() -> list[str]:
+    found = [c["image"] for obj in k8s_objects() if obj["kind"] in ("Deployment", "Job")
+             for c in obj["spec"]["template"]["spec"]["containers"]]  # fmt: skip
+    found += [service["image"] for service in SERVICES.values() if "image" in service]
+    return found
+
+
+def test_image_tags_are_pinned() -> None:
+    images = _images()
+    assert len(images) >= 5
+    for image in images:
+        name, _, tag = image.rpartition(":")
+        assert name and tag and tag != "latest", image
+    (pinned,) = KUSTOMIZATION["images"]
+    assert pinned["newTag"] not in ("", "latest")
+
+
+def test_postgres_is_not_published_on_the_host() -> None:
+    assert "ports" not in SERVICES["postgres"]
+    published = [p for s in SERVICES.values() for p in s.get("ports", [])]
+    assert not [p for p in published if str(p).endswith(":5432")]
 
 
 # --- Docker Compose -------------------------------------------------------------------------
@@ -449,7 +482,9 @@ def test_k8s_ingest_serves_behind_tls_with_tokens_from_a_secret(
     assert (settings.ingest_host, settings.ingest_port) == ("0.0.0.0", 6068)
     (mount,) = [m for m in container["volumeMounts"] if m["name"] == "ingest-secret"]
     (volume,) = [v for v in pod["volumes"] if v["name"] == "ingest-secret"]
-    secret = k8s_object("Secret", volume["secret"]["secretName"])["stringData"]
+    example = load_yaml(DEPLOY / "k8s-example" / "ingest-secret.yaml")
+    assert example["metadata"]["name"] == volume["secret"]["secretName"]
+    secret = example["stringData"]
     for variable in ("LEADFLOW_INGEST_TOKENS", "LEADFLOW_INGEST_PRESETS"):
         folder, _, key = env[variable].rpartition("/")
         assert folder == mount["mountPath"] and key in secret, variable

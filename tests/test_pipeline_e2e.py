@@ -235,6 +235,7 @@ def test_demo_command_exits_zero_with_a_report(tmp_path: Any) -> None:
 def test_publish_command_sends_valid_lines_and_reports_refusals(
     broker: EmbeddedBroker, tmp_path: Any
 ) -> None:
+    """A file with refused lines publishes nothing, unless --partial; --dry-run never does."""
     import os
 
     from kafka import KafkaConsumer
@@ -245,14 +246,31 @@ def test_publish_command_sends_valid_lines_and_reports_refusals(
     lines.append(json.dumps(good[2]))
     path = tmp_path / "events.jsonl"
     path.write_text("\n".join(lines) + "\n")
-    done = subprocess.run(
-        [sys.executable, "-m", "leadflow", "publish", str(path)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "LEADFLOW_BROKER": broker.url},
-        check=False,
+
+    def publish(*flags: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "leadflow", "publish", *flags, str(path)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, "LEADFLOW_BROKER": broker.url},
+            check=False,
+        )
+
+    for flags, said in (
+        (["--dry-run"], "dry run: 3 events valid, 2 lines refused; nothing published"),
+        ([], "published nothing: 2 lines refused"),
+    ):
+        done = publish(*flags)
+        assert done.returncode == 1, done.stderr
+        assert "line 3: refused (invalid_json)" in done.stderr
+        assert said in done.stdout
+    consumer = KafkaConsumer(
+        bootstrap_servers=broker.url.removeprefix("kafka://"), consumer_timeout_ms=3000
     )
+    assert "marketing-leads" not in consumer.topics()  # nothing was sent, no topic made
+    consumer.close()
+    done = publish("--partial")
     assert done.returncode == 1, done.stderr
     assert "line 3: refused (invalid_json)" in done.stderr
     assert "line 5: refused (wrong_topic)" in done.stderr

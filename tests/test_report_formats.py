@@ -80,50 +80,67 @@ def numbers_from_csv(payload: str) -> dict[str, Any]:
     }
 
 
-def table_cells(text: str, title: str) -> list[list[str]]:
-    """The body rows of the rich table titled ``title`` (box-drawing characters stripped)."""
+def table_rows(text: str, title: str) -> list[dict[str, str]]:
+    """The body rows of the compact rich table titled ``title``, as header -> cell."""
     lines = text.splitlines()
     start = next(i for i, line in enumerate(lines) if line.strip() == title)
+    header = re.split(r"\s{2,}", lines[start + 1].strip())
     rows = []
-    for line in lines[start + 1 :]:
-        if line.startswith("└"):
+    for line in lines[start + 3 :]:
+        if not line.strip():
             break
-        if line.startswith("│"):
-            rows.append([cell.strip() for cell in line.strip("│").split("│")])
+        cells = re.split(r"\s{2,}", line.strip())
+        names = header if len(header) == len(cells) else ["", *header]
+        rows.append(dict(zip(names, cells, strict=False)))  # the conv. row has blanks
     return rows
 
 
+def _int(cell: str) -> int:
+    return int(cell.replace(",", ""))
+
+
+STAGE_COLUMNS = {"recyc.": "recycled", "disq.": "disqualified"}
+
+
 def numbers_from_table(text: str) -> dict[str, Any]:
-    funnel = {
-        r[0]: int(r[1])
-        for r in table_cells(text, "Funnel: distinct leads that ever entered each stage")
-    }
-    header = ["lead", "mql", "sal", "sql", "won", "lost", "recycled", "disqualified"]
+    (funnel_row,) = [
+        r
+        for r in table_rows(text, "Funnel: distinct leads that ever entered each stage")
+        if r[""] == "leads"
+    ]
     by_campaign = {
-        r[0]: dict(zip(header, map(int, r[1:]), strict=True))
-        for r in table_cells(text, "Leads per stage by campaign")
+        r["campaign"]: {
+            STAGE_COLUMNS.get(k, k): _int(v)
+            for k, v in r.items()
+            if k not in ("campaign", "lead->won")
+        }
+        for r in table_rows(text, "Funnel by campaign")
     }
     owners = {
-        r[0]: {"met": int(r[1]), "breached": int(r[2]), "pending": int(r[3])}
-        for r in table_cells(text, "Handoff SLA by owner")
+        r["owner"]: {s: _int(r[s]) for s in ("met", "breached", "pending")}
+        for r in table_rows(text, "Handoff SLA by owner, worst met rate first")
     }
     rejections: dict[str, dict[str, int]] = defaultdict(dict)
-    for r in table_cells(text, "Rejection reasons by campaign (current cycle)"):
-        rejections[r[0]][r[1]] = int(r[2])
+    for r in table_rows(text, "Rejection reasons by campaign (current cycle)"):
+        for reason, n in r.items():
+            if reason != "campaign" and _int(n):
+                rejections[r["campaign"]][reason] = _int(n)
+    (service,) = table_rows(text, "Speed to lead (nearest-rank) and handoff SLA")
+    (histogram,) = table_rows(text, "Speed to lead by delay")
     return {
-        "funnel": funnel,
+        "funnel": {k: _int(v) for k, v in funnel_row.items() if k},
         "by_campaign": by_campaign,
-        "sla": {r[0]: int(r[1]) for r in table_cells(text, "Handoff SLA")},
+        "sla": {s: _int(service[s]) for s in ("met", "breached", "pending")},
         "revenue": {
-            r[0]: (int(r[1]), Decimal(r[2].replace(",", "")))
-            for r in table_cells(text, "Won revenue")
+            r["currency"]: (_int(r["won deals"]), Decimal(r["won amount"].replace(",", "")))
+            for r in table_rows(text, "Won revenue")
         },
-        "speed_histogram": {r[0]: int(r[1]) for r in table_cells(text, "Speed to lead by delay")},
+        "speed_histogram": {k: _int(v) for k, v in histogram.items()},
         "sla_by_owner": owners,
         "rejections": dict(rejections),
         "attribution": {
-            (r[0], r[1]): Decimal(r[2])
-            for r in table_cells(text, "Attribution of won leads (credit = attributed won deals)")
+            (r["campaign"], r["model"]): Decimal(r["credit"])
+            for r in table_rows(text, "Attribution of won leads (credit = attributed won deals)")
         },
         "filters": dict(
             part.split("=", 1)
@@ -132,6 +149,12 @@ def numbers_from_table(text: str) -> dict[str, Any]:
             for part in line.removeprefix("Filters: ").split(", ")
         ),
     }
+
+
+def rounded_credit(numbers: dict[str, Any]) -> dict[str, Any]:
+    """The table shows attribution credit with one decimal."""
+    credit = {key: value.quantize(Decimal("0.1")) for key, value in numbers["attribution"].items()}
+    return {**numbers, "attribution": credit}
 
 
 def render(url: str, fmt: str, query: ReportQuery) -> str:
@@ -144,7 +167,9 @@ def render(url: str, fmt: str, query: ReportQuery) -> str:
         engine = make_engine(url)
         try:
             render_table(
-                build_report(engine, query), Console(file=out, width=200, color_system=None)
+                build_report(engine, query),
+                Console(file=out, width=200, color_system=None),
+                full=True,
             )
         finally:
             engine.dispose()
@@ -168,7 +193,8 @@ def test_table_json_and_csv_carry_the_same_numbers(migrated_url: str, query: Rep
     fill_store(migrated_url)
     from_json = numbers_from_json(render(migrated_url, "json", query))
     assert numbers_from_csv(render(migrated_url, "csv", query)) == from_json
-    assert numbers_from_table(render(migrated_url, "table", query)) == from_json
+    from_table = numbers_from_table(render(migrated_url, "table", query))
+    assert from_table == rounded_credit(from_json)
     engine = make_engine(migrated_url)
     try:
         assert nonzero(from_json["funnel"]) == expected_stages(engine, query)

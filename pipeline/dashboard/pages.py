@@ -19,11 +19,14 @@ from leadflow.pipeline.reporting.html import (
     fmt_money,
     fmt_time,
     form_fields,
+    glance_model,
     jinja_environment,
     page_model,
+    trends_model,
 )
-from leadflow.pipeline.reporting.model import DIMENSIONS, Report, ReportQuery
+from leadflow.pipeline.reporting.model import DIMENSIONS, Report, ReportQuery, check_day
 from leadflow.pipeline.reporting.queries import build_report
+from leadflow.pipeline.reporting.trends import Glance, Trends, read_glance, read_trends
 from leadflow.schemas.errors import LeadflowError, StoreError
 from leadflow.schemas.vocabulary import ATTRIBUTION_MODELS, STAGES, UNKNOWN
 from leadflow.sinks.errors import first_line
@@ -56,6 +59,8 @@ class DashboardData:
     lead_query: str = ""
     lead: LeadView | None = None
     errors: list[str] = field(default_factory=list)
+    glance: Glance | None = None
+    trends: Trends | None = None
 
 
 def parse_params(params: Mapping[str, str]) -> tuple[ReportQuery, str, list[str]]:
@@ -70,9 +75,10 @@ def parse_params(params: Mapping[str, str]) -> tuple[ReportQuery, str, list[str]
         dates[name] = None
         if text:
             try:
-                dates[name] = date.fromisoformat(text)
-            except ValueError:
-                errors.append(f"Ignored {name}={text!r}: give a date such as 2026-03-31.")
+                dates[name] = check_day(name, date.fromisoformat(text))
+            except ValueError as error:
+                detail = str(error) if "out of range" in str(error) else "give a date"
+                errors.append(f"Ignored {name}={text!r}: {detail}, e.g. 2026-03-31.")
     since, until = dates["since"], dates["until"]
     if since and until and since > until:
         errors.append("Ignored the period: 'since' comes after 'until'.")
@@ -97,12 +103,14 @@ def load_dashboard(engine: Engine, params: Mapping[str, str]) -> DashboardData:
     query, lead_id, errors = parse_params(params)
     report = build_report(engine, query)
     try:
+        glance = read_glance(engine, query)
         with engine.connect() as conn:
             choices = _choices(conn)
             lead = _read_lead(conn, lead_id) if lead_id else None
+            trends = read_trends(conn, query)
     except DBAPIError as error:
         raise StoreError(f"Cannot read the store ({first_line(error)[:200]}).") from error
-    return DashboardData(report, choices, lead_id, lead, errors)
+    return DashboardData(report, choices, lead_id, lead, errors, glance, trends)
 
 
 def _choices(conn: Connection) -> dict[str, list[str]]:
@@ -200,6 +208,9 @@ def _sla_model(row: Mapping[str, Any] | None) -> dict[str, str] | None:
 def render_dashboard(data: DashboardData, *, base: str = BASE, now: datetime | None = None) -> str:
     """The dashboard page of ``data`` (assets linked under ``base``/static)."""
     model = page_model(data.report)
+    trends = None
+    if data.trends is not None:
+        trends, model["charts"]["weekly"] = trends_model(data.trends)
     return (
         jinja_environment()
         .get_template("dashboard.html")
@@ -217,6 +228,8 @@ def render_dashboard(data: DashboardData, *, base: str = BASE, now: datetime | N
             chart_json=chart_json(model["charts"]),
             lead_query=data.lead_query,
             lead=_lead_model(data.lead) if data.lead else None,
+            glance=glance_model(data.glance) if data.glance else None,
+            trends=trends,
         )
     )
 
@@ -246,6 +259,8 @@ def render_page(engine: Engine, params: Mapping[str, str]) -> tuple[int, str]:
     except SQLAlchemyError as error:
         return 503, render_error(f"Cannot read the store ({type(error).__name__}); retry later.")
     status = 200
-    if data.lead_query and data.lead is None:
+    if data.errors:
+        status = 400  # the page still shows, with the bad parameters named and ignored
+    elif data.lead_query and data.lead is None:
         status = 404
     return status, render_dashboard(data)

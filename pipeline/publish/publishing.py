@@ -24,6 +24,7 @@ from leadflow.schemas.errors import LeadflowError
 class PublishSummary:
     sent: int
     refused: list[Refusal]
+    valid: int = 0  # lines that passed validation (sent unless a dry run or refusals stop it)
 
 
 def _progress(console: Console, total: int | None) -> Progress:
@@ -38,32 +39,55 @@ def _progress(console: Console, total: int | None) -> Progress:
     )
 
 
-def publish_file(settings: Settings, path: Path, err: TextIO = sys.stderr) -> PublishSummary:
-    """Send every valid line of a JSON Lines file; refused lines are reported with their number."""
+def publish_file(
+    settings: Settings,
+    path: Path,
+    err: TextIO = sys.stderr,
+    *,
+    dry_run: bool = False,
+    partial: bool = False,
+) -> PublishSummary:
+    """Validate every line of a JSON Lines file, then send the valid ones.
+
+    A file with a refused line sends nothing unless ``partial``; ``dry_run`` only validates.
+    Refused lines are reported with their number either way.
+    """
     if not path.is_file():
         raise LeadflowError(f"no such file: {path}; give the path of a JSON Lines file")
     console = Console(file=err)
-    total = sum(1 for _ in path.open("rb"))
-    ensure_topics(settings)
+    now = datetime.now(UTC)
     refused: list[Refusal] = []
-    sent = 0
-    with Publisher(settings) as publisher, _progress(console, total) as progress:
-        task = progress.add_task(f"publishing {path.name}", total=total)
-        for item in iter_jsonl(path, datetime.now(UTC)):
-            if isinstance(item, Outgoing):
-                publisher.send(item.topic_kind, item.key, item.value)
-                sent += 1
-            else:
-                refused.append(item)
-            progress.update(task, completed=item.line_no)
-        progress.update(task, completed=total)
+    valid = 0
+    for item in iter_jsonl(path, now):
+        if isinstance(item, Refusal):
+            refused.append(item)
+        else:
+            valid += 1
     for refusal in refused:
         console.print(
             f"line {refusal.line_no}: refused ({refusal.reason}): {refusal.error}",
             markup=False,
             highlight=False,
         )
-    return PublishSummary(sent, refused)
+    if dry_run or (refused and not partial):
+        return PublishSummary(0, refused, valid)
+    return PublishSummary(_send_file(settings, path, now, console), refused, valid)
+
+
+def _send_file(settings: Settings, path: Path, now: datetime, console: Console) -> int:
+    """Send the valid lines of ``path`` (validated against the same ``now``); their count."""
+    total = sum(1 for _ in path.open("rb"))
+    ensure_topics(settings)
+    sent = 0
+    with Publisher(settings) as publisher, _progress(console, total) as progress:
+        task = progress.add_task(f"publishing {path.name}", total=total)
+        for item in iter_jsonl(path, now):
+            if isinstance(item, Outgoing):
+                publisher.send(item.topic_kind, item.key, item.value)
+                sent += 1
+            progress.update(task, completed=item.line_no)
+        progress.update(task, completed=total)
+    return sent
 
 
 def send_simulated(

@@ -12,8 +12,18 @@ from leadflow.pipeline.reporting.model import FORMATS, ReportQuery
 from leadflow.pipeline.reporting.queries import build_report, open_engine
 
 
-def run_report(database_url: str, fmt: str, out: TextIO, query: ReportQuery | None = None) -> int:
-    """``leadflow report``: read the store at ``database_url`` and write ``fmt`` to ``out``."""
+def run_report(
+    database_url: str,
+    fmt: str,
+    out: TextIO,
+    query: ReportQuery | None = None,
+    *,
+    full: bool = False,
+) -> int:
+    """``leadflow report``: read the store at ``database_url`` and write ``fmt`` to ``out``.
+
+    The table shows the top rows of each breakdown unless ``full``; other formats keep all.
+    """
     query = query or ReportQuery(details=True)
     if fmt not in FORMATS:
         raise ValueError(f"unknown report format {fmt!r}; choose one of {', '.join(FORMATS)}")
@@ -23,7 +33,7 @@ def run_report(database_url: str, fmt: str, out: TextIO, query: ReportQuery | No
     finally:
         engine.dispose()
     if fmt == "table":
-        render_table(report, Console(file=out))
+        render_table(report, Console(file=out, markup=False, emoji=False), full=full)
     elif fmt == "html":
         out.write(render_report_html(report))
     else:

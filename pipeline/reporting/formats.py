@@ -6,14 +6,19 @@ import csv
 import io
 import json
 from collections.abc import Iterable, Mapping
+from decimal import Decimal
 from typing import Any
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from leadflow.pipeline.reporting.model import PERCENTILE_METHOD, Details, Funnel, Report
+from leadflow.pipeline.reporting.safe import csv_cell, term
 from leadflow.schemas.vocabulary import SLA_STATUSES
-from leadflow.sinks.goals import GoalProgress
+from leadflow.sinks.fx import Converted
+from leadflow.sinks.goals import COUNT_METRICS, GoalProgress
 
 # -- output formats ----------------------------------------------------------------------------
 
@@ -78,6 +83,7 @@ def _classic_dict(report: Report) -> dict[str, Any]:
             currency: {"won_deals": r.won_deals, "won_amount": str(r.won_amount)}
             for currency, r in report.revenue.items()
         },
+        "revenue_converted": _converted_dict(report),
         "totals": {
             "leads": totals.leads,
             "orphans": totals.orphans,
@@ -95,6 +101,19 @@ def _classic_dict(report: Report) -> dict[str, Any]:
             }
             for p in report.goals
         ],
+    }
+
+
+def _converted_dict(report: Report) -> dict[str, Any] | None:
+    """Won revenue in the reporting currency; null when the store has no rates."""
+    c = report.converted
+    if c is None:
+        return None
+    return {
+        "currency": c.currency,
+        "won_amount": str(c.total),
+        "won_deals": c.deals,
+        "without_rate": {k: str(v) for k, v in c.without_rate.items()},
     }
 
 
@@ -130,10 +149,16 @@ def csv_rows(report: Report) -> Iterable[tuple[str, str, str, str]]:
     for currency, revenue in report.revenue.items():
         yield "revenue", currency, "won_deals", str(revenue.won_deals)
         yield "revenue", currency, "won_amount", str(revenue.won_amount)
+    if report.converted is not None:
+        c = report.converted
+        yield "revenue_converted", c.currency, "won_amount", str(c.total)
+        yield "revenue_converted", c.currency, "won_deals", str(c.deals)
+        for currency, amount in c.without_rate.items():
+            yield "revenue_without_rate", currency, "won_amount", str(amount)
     totals = report.totals
     yield "totals", "leads", "", str(totals.leads)
     yield "totals", "orphans", "", str(totals.orphans)
-    yield "totals", "dead_letters", "", str(totals.dead_letters)
+    yield "totals", "dead_letters", "", _cell(totals.dead_letters)
     for reason, n in totals.dead_letters_by_reason.items():
         yield "dead_letters", reason, "", str(n)
     for p in report.goals:
@@ -181,7 +206,7 @@ def to_csv(report: Report) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(CSV_HEADER)
-    writer.writerows(csv_rows(report))
+    writer.writerows(tuple(csv_cell(cell) for cell in row) for row in csv_rows(report))
     return buffer.getvalue()
 
 
@@ -198,131 +223,258 @@ def _duration(seconds: float | None) -> str:
     return f"{hours}h {rest // 60:02d}m {rest % 60:02d}s ({seconds:g} s)"
 
 
+def _short_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    hours, rest = divmod(round(seconds), 3600)
+    return f"{hours}h {rest // 60:02d}m"
+
+
+TOP_N = 5  # rows of each breakdown the default table shows; --full shows every row
+FULL_HINT = "Top {n} rows per breakdown; --full prints all (json, csv and html keep all)."
+_SHORT = {"recycled": "recyc.", "disqualified": "disq."}
+
+
+def _compact(title: str) -> Table:
+    """A table with a left title, one rule under the header and no outer edge."""
+    return Table(
+        title=title,
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
+        title_justify="left",
+        min_width=len(title),
+    )
+
+
+def _grid(title: str, columns: Iterable[str], left: int = 1) -> Table:
+    """A compact table: ``left`` first columns left-aligned, the others right-aligned."""
+    grid = _compact(title)
+    for i, name in enumerate(columns):
+        grid.add_column(name, justify="left" if i < left else "right")
+    return grid
+
+
 def _funnel_table(funnel: Funnel) -> Table:
-    grid = Table(title="Funnel: distinct leads that ever entered each stage")
-    for name in ("stage", "leads", "conversion from previous"):
-        grid.add_column(name, justify="left" if name == "stage" else "right")
+    grid = _grid("Funnel: distinct leads that ever entered each stage", ["", *funnel.stages])
     rates = {step.split("->")[1]: rate for step, rate in funnel.conversion.items()}
-    for stage, n in funnel.stages.items():
-        grid.add_row(stage, str(n), percent(rates[stage]) if stage in rates else "")
+    grid.add_row("leads", *(f"{n:,}" for n in funnel.stages.values()))
+    grid.add_row("conv.", *(percent(rates[s]) if s in rates else "" for s in funnel.stages))
     return grid
 
 
 def _by_source_tables(
-    report: Report, by: str = "source", groups: Mapping[str, Funnel] | None = None
-) -> tuple[Table, Table]:
-    stages = Table(title=f"Leads per stage by {by}")
-    rates = Table(title=f"Conversion by {by}")
-    for grid, names in ((stages, report.funnel.stages), (rates, report.funnel.conversion)):
-        grid.add_column(by)
-        for name in names:
-            grid.add_column(_SHORT.get(name, name), justify="right")
-    chosen = report.funnel_by_source if groups is None else groups
-    for source, funnel in chosen.items():
-        stages.add_row(source, *(str(funnel.stages.get(s, 0)) for s in report.funnel.stages))
-        rates.add_row(source, *(percent(r) for r in funnel.conversion.values()))
-    return stages, rates
-
-
-_SHORT = {"recycled": "recyc.", "disqualified": "disq."}
-
-
-def _key_value_table(title: str, rows: Iterable[tuple[str, str]]) -> Table:
-    grid = Table(title=title, min_width=len(title) + 2)
-    grid.add_column("")
-    grid.add_column("value", justify="right")
-    for key, value in rows:
-        grid.add_row(key, value)
+    report: Report, by: str, groups: Mapping[str, Funnel], limit: int | None
+) -> Table:
+    """Leads per stage and win rate by ``by``, largest first (the top ``limit`` when given)."""
+    stages = list(report.funnel.stages)
+    grid = _grid(
+        f"Funnel by {by}" + _of(limit, len(groups)),
+        [by, *(_SHORT.get(s, s) for s in stages), "lead->won"],
+    )
+    ranked = sorted(groups.items(), key=lambda kv: (-kv[1].stages.get("lead", 0), kv[0]))
+    for key, funnel in ranked[:limit]:
+        won, leads = funnel.stages.get("won", 0), funnel.stages.get("lead", 0)
+        grid.add_row(
+            term(key),
+            *(f"{funnel.stages.get(s, 0):,}" for s in stages),
+            percent(won / leads if leads else None),
+        )
     return grid
 
 
-def render_table(report: Report, console: Console) -> None:
-    """Print the report as rich tables."""
-    speed, totals = report.speed_to_lead, report.totals
+def _of(limit: int | None, total: int) -> str:
+    return f" (top {limit} of {total})" if limit is not None and total > limit else ""
+
+
+def _headline(report: Report) -> Table:
+    stages, sla = report.funnel.stages, report.sla
+    answered = sla.get("met", 0) + sla.get("breached", 0)
+    lead, won = stages.get("lead", 0), stages.get("won", 0)
+    grid = _grid("Headline", ["leads", "MQLs", "won", "lead->won", "SLA met", "p50 response"], 0)
+    grid.add_row(
+        f"{lead:,}",
+        f"{stages.get('mql', 0):,}",
+        f"{won:,}",
+        percent(won / lead if lead else None),
+        percent(sla.get("met", 0) / answered if answered else None),
+        _short_duration(report.speed_to_lead.p50_seconds),
+    )
+    return grid
+
+
+def _service_table(report: Report) -> Table:
+    """Speed to lead and the handoff SLA in one row."""
+    speed = report.speed_to_lead
+    statuses = list(report.sla)
+    grid = _grid(
+        f"Speed to lead ({PERCENTILE_METHOD}) and handoff SLA",
+        ["responses", "p50", "p90", *statuses],
+        0,
+    )
+    grid.add_row(
+        f"{speed.count:,}",
+        _short_duration(speed.p50_seconds),
+        _short_duration(speed.p90_seconds),
+        *(f"{n:,}" for n in report.sla.values()),
+    )
+    return grid
+
+
+def _revenue_table(report: Report) -> Table:
+    grid = _grid("Won revenue", ["currency", "won deals", "won amount"])
+    for currency, r in report.revenue.items():
+        grid.add_row(term(currency), f"{r.won_deals:,}", f"{r.won_amount:,}")
+    return grid
+
+
+def _converted_line(c: Converted) -> Text:
+    apart = ", ".join(f"{v:,} {k}" for k, v in c.without_rate.items())
+    text = f"Won revenue in {c.currency}: {c.total:,} ({c.deals:,} deals)"
+    return term(text + (f"; without a rate, not converted: {apart}" if apart else ""))
+
+
+def _totals_line(report: Report) -> Text:
+    totals = report.totals
+    reasons = ", ".join(f"{term(k)} {n}" for k, n in totals.dead_letters_by_reason.items())
+    text = f"Totals: {totals.leads:,} leads, {totals.orphans:,} orphans, "
+    if totals.dead_letters is None:
+        text += "dead letters not readable by this role"
+    else:
+        text += f"{totals.dead_letters:,} dead letters" + (f" ({reasons})" if reasons else "")
+    return term(text)
+
+
+def render_table(report: Report, console: Console, *, full: bool = False) -> None:
+    """Print the report as rich tables: compact (top rows) by default, every row with ``full``.
+
+    Every user string is a rich ``Text``, so no value is read as markup.
+    """
+    limit = None if full else TOP_N
     filters = report.query.filters()
     if filters:
-        console.print("Filters: " + ", ".join(f"{k}={v}" for k, v in filters.items()))
-    console.print(_funnel_table(report.funnel))
-    if report.query.by != "source":
-        console.print(*_by_source_tables(report, report.query.by, report.breakdown))
-    elif report.funnel_by_source:
-        console.print(*_by_source_tables(report))
-    console.print(
-        _key_value_table(
-            f"Speed to lead ({PERCENTILE_METHOD})",
-            [
-                ("responses", str(speed.count)),
-                ("p50", _duration(speed.p50_seconds)),
-                ("p90", _duration(speed.p90_seconds)),
-            ],
-        )
-    )
-    console.print(_key_value_table("Handoff SLA", [(k, str(n)) for k, n in report.sla.items()]))
-    revenue = Table(title="Won revenue")
-    for name in ("currency", "won deals", "won amount"):
-        revenue.add_column(name, justify="left" if name == "currency" else "right")
-    for currency, r in report.revenue.items():
-        revenue.add_row(currency, str(r.won_deals), f"{r.won_amount:,}")
-    console.print(revenue)
-    rows = [("leads", str(totals.leads)), ("orphans", str(totals.orphans))]
-    rows.append(("dead letters", str(totals.dead_letters)))
-    rows += [(f"  {reason}", str(n)) for reason, n in totals.dead_letters_by_reason.items()]
-    console.print(_key_value_table("Totals", rows))
+        console.print(term("Filters: " + ", ".join(f"{k}={v}" for k, v in filters.items())))
+    for table in _tables(report, limit):
+        console.print(table, "")
+    if not full:
+        console.print(FULL_HINT.format(n=TOP_N))
+
+
+def _tables(report: Report, limit: int | None) -> Iterable[Table | Text]:
+    yield _headline(report)
+    yield _funnel_table(report.funnel)
+    by = report.query.by
+    groups = report.funnel_by_source if by == "source" else report.breakdown
+    if groups:
+        yield _by_source_tables(report, by, groups, limit)
+    yield _service_table(report)
+    yield _revenue_table(report)
+    if report.converted is not None:
+        yield _converted_line(report.converted)
     if report.goals:
-        console.print(goals_table(report.goals))
+        yield goals_table(report.goals)
     if report.details is not None:
-        _render_details(report.details, console)
+        yield from _detail_tables(report.details, limit)
+    yield _totals_line(report)
 
 
-def _render_details(details: Details, console: Console) -> None:
-    console.print(
-        _key_value_table(
-            "Speed to lead by delay",
-            [(k, str(n)) for k, n in details.speed_histogram.items()],
-        )
-    )
-    owners = Table(title="Handoff SLA by owner", min_width=24)
-    owners.add_column("owner")
-    for status in SLA_STATUSES:
-        owners.add_column(status, justify="right")
-    for owner, statuses in details.sla_by_owner.items():
-        owners.add_row(owner, *(str(statuses.get(s, 0)) for s in SLA_STATUSES))
-    console.print(owners)
-    rejections = Table(title="Rejection reasons by campaign (current cycle)", min_width=48)
-    for name in ("campaign", "reason", "leads"):
-        rejections.add_column(name, justify="right" if name == "leads" else "left")
-    for campaign, reasons in details.rejections_by_campaign.items():
-        for reason, n in reasons.items():
-            rejections.add_row(campaign, reason, str(n))
-    console.print(rejections)
+def _detail_tables(details: Details, limit: int | None) -> Iterable[Table | Text]:
+    hist = _grid("Speed to lead by delay", list(details.speed_histogram), 0)
+    hist.add_row(*(f"{n:,}" for n in details.speed_histogram.values()))
+    yield hist
+    yield _owners_table(details, limit)
+    yield _rejections_table(details, limit)
     if details.attribution is None:
-        console.print("Attribution: no attribution yet (the store has no attribution table).")
-        return
-    grid = Table(title="Attribution of won leads (credit = attributed won deals)", min_width=60)
-    for name in ("campaign", "model", "credit", "leads", "attributed revenue"):
-        grid.add_column(name, justify="left" if name in ("campaign", "model") else "right")
-    for line in details.attribution:
-        money = ", ".join(f"{v:,} {c}" for c, v in line.revenue.items())
+        yield Text("Attribution: no attribution yet (the store has no attribution table).")
+    else:
+        yield _attribution_table(details, limit)
+
+
+def sla_rates(details: Details) -> list[tuple[str, Mapping[str, int], float | None]]:
+    """(owner, counts, met rate of answered MQLs), worst rate first, then most MQLs."""
+    rows = []
+    for owner, counts in details.sla_by_owner.items():
+        answered = counts.get("met", 0) + counts.get("breached", 0)
+        rows.append((owner, counts, counts.get("met", 0) / answered if answered else None))
+    return sorted(rows, key=lambda r: (2.0 if r[2] is None else r[2], -sum(r[1].values()), r[0]))
+
+
+def _owners_table(details: Details, limit: int | None) -> Table:
+    rows = sla_rates(details)
+    title = "Handoff SLA by owner, worst met rate first" + _of(limit, len(rows))
+    grid = _grid(title, ["owner", *SLA_STATUSES, "met rate"])
+    for owner, counts, rate in rows[:limit]:
+        grid.add_row(term(owner), *(f"{counts.get(s, 0):,}" for s in SLA_STATUSES), percent(rate))
+    return grid
+
+
+def rejection_pivot(
+    details: Details, limit: int | None
+) -> tuple[list[str], list[str], dict[tuple[str, str], int]]:
+    """Top campaigns (rows) and top reasons (columns) by rejected leads, and the counts."""
+    by_campaign: dict[str, int] = {}
+    by_reason: dict[str, int] = {}
+    cells: dict[tuple[str, str], int] = {}
+    for campaign, counts in details.rejections_by_campaign.items():
+        for reason, n in counts.items():
+            by_campaign[campaign] = by_campaign.get(campaign, 0) + n
+            by_reason[reason] = by_reason.get(reason, 0) + n
+            cells[(campaign, reason)] = n
+    campaigns = sorted(by_campaign, key=lambda k: (-by_campaign[k], k))[:limit]
+    reasons = sorted(by_reason, key=lambda k: (-by_reason[k], k))[:limit]
+    return campaigns, reasons, cells
+
+
+def _rejections_table(details: Details, limit: int | None) -> Table:
+    campaigns, reasons, cells = rejection_pivot(details, limit)
+    total = len(details.rejections_by_campaign)
+    grid = _compact("Rejection reasons by campaign (current cycle)" + _of(limit, total))
+    grid.add_column("campaign")
+    for reason in reasons:
+        grid.add_column(term(reason), justify="right")
+    for campaign in campaigns:
+        grid.add_row(term(campaign), *(str(cells.get((campaign, r), 0)) for r in reasons))
+    return grid
+
+
+def _attribution_table(details: Details, limit: int | None) -> Table:
+    lines = details.attribution or ()
+    ranked = sorted(lines, key=lambda line: (-line.credit, line.campaign_id, line.model))
+    title = "Attribution of won leads (credit = attributed won deals)" + _of(limit, len(lines))
+    grid = _grid(title, ["campaign", "model", "credit", "leads", "attributed revenue"], 2)
+    for line in ranked[:limit]:
+        money = ", ".join(f"{v:,.0f} {term(c)}" for c, v in line.revenue.items())
         grid.add_row(
-            line.campaign_id, line.model, f"{line.credit.normalize():f}", str(line.leads), money
+            term(line.campaign_id),
+            term(line.model),
+            f"{line.credit:.1f}",
+            str(line.leads),
+            term(money),
         )
-    console.print(grid)
+    return grid
 
 
 def goals_table(progress: Iterable[GoalProgress]) -> Table:
     """Shared goals: each one's actual against its target."""
-    table = Table(title="Shared goals")
+    table = _compact("Shared goals")
     for name in ("period", "metric", "currency", "target", "actual", "progress"):
         table.add_column(
             name, justify="right" if name in ("target", "actual", "progress") else "left"
         )
     for p in progress:
         table.add_row(
-            p.goal.period,
-            p.goal.metric,
-            p.goal.currency or "all",
-            f"{p.goal.target:,}",
-            f"{p.actual:,}",
+            term(p.goal.period),
+            term(p.goal.metric),
+            term(p.goal.currency or "all"),
+            goal_number(p.goal.metric, p.goal.target),
+            goal_number(p.goal.metric, p.actual),
             percent(p.ratio),
         )
     return table
+
+
+def goal_number(metric: str, value: Decimal) -> str:
+    """A goal's target or actual: whole numbers for counts, two decimals for money."""
+    if metric in COUNT_METRICS:
+        return f"{value:,.0f}"
+    return f"{value:,.2f}"

@@ -13,7 +13,12 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
 
-from leadflow.pipeline.reporting.formats import percent
+from leadflow.pipeline.reporting.formats import (
+    goal_number,
+    percent,
+    rejection_pivot,
+    sla_rates,
+)
 from leadflow.pipeline.reporting.model import DIMENSIONS, Report, ReportQuery
 from leadflow.schemas.vocabulary import ATTRIBUTION_MODELS, FUNNEL_PATH, SLA_STATUSES
 
@@ -22,6 +27,8 @@ BASE = "/dashboard"  # where the dashboard serves this page; the filter form pos
 
 
 STATIC_DIR = WEB_DIR / "static"
+DRILL_TOP = 10  # drill-down rows shown before "show all"
+PIVOT_TOP = 8  # campaigns and reasons in the rejection pivot
 
 
 @cache
@@ -53,7 +60,7 @@ def fmt_money(amount: Decimal) -> str:
 
 
 def fmt_credit(value: Decimal) -> str:
-    text = f"{value:.4f}".rstrip("0").rstrip(".")
+    text = f"{value:.2f}".rstrip("0").rstrip(".")  # credit for people: two decimals at most
     return text or "0"
 
 
@@ -114,8 +121,8 @@ def page_model(report: Report) -> dict[str, Any]:
                 "period": p.goal.period,
                 "label": f"{p.goal.metric} {p.goal.currency}".strip(),
                 "key": f"{p.goal.period}.{p.goal.metric}.{p.goal.currency or 'all'}",
-                "actual": fmt_money(p.actual),
-                "target": fmt_money(p.goal.target),
+                "actual": goal_number(p.goal.metric, p.actual),
+                "target": goal_number(p.goal.metric, p.goal.target),
                 "meter": min(1.0, p.ratio or 0.0),
                 "progress": percent(p.ratio),
             }
@@ -123,7 +130,7 @@ def page_model(report: Report) -> dict[str, Any]:
         ],
         "speed_histogram": [],
         "sla_by_owner": [],
-        "rejections": [],
+        "rejections": None,
         "attribution": None,
         "models": list(ATTRIBUTION_MODELS),
     }
@@ -154,40 +161,36 @@ def page_model(report: Report) -> dict[str, Any]:
             "datasets": [{"label": "responses", "data": list(details.speed_histogram.values())}],
         }
         page["sla_by_owner"] = [
-            {"owner": owner, **{s: statuses.get(s, 0) for s in SLA_STATUSES}}
-            for owner, statuses in details.sla_by_owner.items()
+            {"owner": owner, **{s: counts.get(s, 0) for s in SLA_STATUSES}, "rate": percent(rate)}
+            for owner, counts, rate in sla_rates(details)
         ]
-        colors = {"met": "#16a34a", "breached": "#dc2626", "pending": "#f59e0b"}
+        worst = sla_rates(details)[:DRILL_TOP]
         charts["sla"] = {
-            "labels": list(details.sla_by_owner),
-            "stacked": True,
+            "labels": [owner for owner, _, _ in worst],
             "horizontal": True,
+            "percent": True,
             "datasets": [
                 {
-                    "label": status,
-                    "color": colors[status],
-                    "data": [details.sla_by_owner[o].get(status, 0) for o in details.sla_by_owner],
+                    "label": "SLA met rate %",
+                    "color": "#dc2626",
+                    "data": [None if r is None else round(r * 100, 1) for _, _, r in worst],
                 }
-                for status in SLA_STATUSES
             ],
         }
-        page["rejections"] = [
-            {"campaign": campaign, "reason": reason, "leads": n}
-            for campaign, reasons in details.rejections_by_campaign.items()
-            for reason, n in reasons.items()
-        ]
-        reasons = sorted({r for rs in details.rejections_by_campaign.values() for r in rs})
-        charts["rejections"] = {
-            "labels": list(details.rejections_by_campaign),
-            "stacked": True,
-            "horizontal": True,
-            "datasets": [
-                {
-                    "label": reason,
-                    "data": [rs.get(reason, 0) for rs in details.rejections_by_campaign.values()],
-                }
-                for reason in reasons
+        campaigns, reasons, cells = rejection_pivot(details, PIVOT_TOP)
+        page["rejections"] = {
+            "reasons": reasons,
+            "rows": [
+                {"campaign": c, "counts": [cells.get((c, r), 0) for r in reasons]}
+                for c in campaigns
             ],
+            "all": [
+                {"campaign": campaign, "reason": reason, "leads": n}
+                for campaign, counts in details.rejections_by_campaign.items()
+                for reason, n in counts.items()
+            ],
+            "campaigns_total": len(details.rejections_by_campaign),
+            "reasons_total": len({r for rs in details.rejections_by_campaign.values() for r in rs}),
         }
         if details.attribution is not None:
             page["attribution"], charts["attribution"] = _attribution_view(details.attribution)
@@ -195,8 +198,11 @@ def page_model(report: Report) -> dict[str, Any]:
 
 
 def _attribution_view(lines: Any) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    campaigns = sorted({line.campaign_id for line in lines})
     credit = {(line.campaign_id, line.model): line.credit for line in lines}
+    total: dict[str, Decimal] = {}
+    for line in lines:
+        total[line.campaign_id] = total.get(line.campaign_id, Decimal(0)) + line.credit
+    campaigns = sorted(total, key=lambda c: (-total[c], c))  # most credited first
     leads: dict[str, int] = {}
     revenue: dict[str, Mapping[str, Decimal]] = {}
     for line in lines:
@@ -210,15 +216,15 @@ def _attribution_view(lines: Any) -> tuple[list[dict[str, Any]], dict[str, Any]]
                 (m, fmt_credit(credit.get((c, m), Decimal(0)))) for m in ATTRIBUTION_MODELS
             ],
             "leads": leads.get(c, 0),
-            "revenue": ", ".join(f"{fmt_money(v)} {cur}" for cur, v in revenue.get(c, {}).items())
-            or "-",
+            "revenue": ", ".join(f"{v:,.0f} {cur}" for cur, v in revenue.get(c, {}).items()) or "-",
         }
         for c in campaigns
     ]
+    top = campaigns[:DRILL_TOP]
     chart = {
-        "labels": campaigns,
+        "labels": top,
         "datasets": [
-            {"label": m, "data": [float(credit.get((c, m), 0)) for c in campaigns]}
+            {"label": m, "data": [round(float(credit.get((c, m), 0)), 2) for c in top]}
             for m in ATTRIBUTION_MODELS
         ],
     }
@@ -272,5 +278,130 @@ def render_report_html(report: Report, *, now: datetime | None = None) -> str:
             chart_json=chart_json(model["charts"]),
             lead_query="",
             lead=None,
+            glance=None,
+            trends=None,
         )
     )
+
+
+# -- the one-glance strip and the trends (dashboard only: they need the store) ----------------
+
+
+def _met_rate(report: Report) -> float | None:
+    met, breached = report.sla.get("met", 0), report.sla.get("breached", 0)
+    return met / (met + breached) if met + breached else None
+
+
+def _win_rate(report: Report) -> float | None:
+    lead = report.funnel.stages.get("lead", 0)
+    return report.funnel.stages.get("won", 0) / lead if lead else None
+
+
+def _change(now: float | None, before: float | None, *, points: bool = False) -> str:
+    """The change against the previous period: relative, or in percentage points for rates."""
+    if now is None or before is None:
+        return "no previous figure"
+    if points:
+        return f"{(now - before) * 100:+.1f} pp vs previous"
+    if before == 0:
+        return "new vs previous" if now else "0 vs previous"
+    return f"{(now - before) / before:+.1%} vs previous"
+
+
+def _trend_class(text: str) -> str:
+    return (
+        "up"
+        if text.startswith("+") and not text.startswith("+0.0")
+        else ("down" if text.startswith("-") else "flat")
+    )
+
+
+def _count_card(key: str, label: str, now: int, before: int) -> dict[str, str]:
+    change = _change(now, before)
+    return {"key": key, "label": label, "value": f"{now:,}", "change": change,
+            "trend": _trend_class(change)}  # fmt: skip
+
+
+def _rate_card(key: str, label: str, now: float | None, before: float | None) -> dict[str, str]:
+    change = _change(now, before, points=True)
+    return {"key": key, "label": label, "value": percent(now), "change": change,
+            "trend": _trend_class(change)}  # fmt: skip
+
+
+def _revenue_cards(now: Report, before: Report) -> list[dict[str, str]]:
+    """Won revenue in the reporting currency when the store has rates, else per currency."""
+    if now.converted is not None:
+        c = now.converted
+        prior = before.converted.total if before.converted is not None else Decimal(0)
+        change = _change(float(c.total), float(prior))
+        apart = ", ".join(f"{v:,.0f} {k}" for k, v in c.without_rate.items())
+        label = f"won revenue in {c.currency}" + (f" (not converted: {apart})" if apart else "")
+        return [{"key": f"revenue.{c.currency}", "label": label, "value": f"{c.total:,.0f}",
+                 "change": change, "trend": _trend_class(change)}]  # fmt: skip
+    cards = []
+    for currency, revenue in now.revenue.items():
+        prior = before.revenue[currency].won_amount if currency in before.revenue else Decimal(0)
+        change = _change(float(revenue.won_amount), float(prior))
+        cards.append({"key": f"revenue.{currency}", "label": f"won revenue {currency}",
+                      "value": f"{revenue.won_amount:,.0f}", "change": change,
+                      "trend": _trend_class(change)})  # fmt: skip
+    return cards
+
+
+def glance_model(glance: Any) -> dict[str, Any]:
+    """Cards answering "are we on track": each figure with its change against the period before."""
+    now, before = glance.current, glance.previous
+    cards = [
+        _count_card(key, label, now.funnel.stages.get(stage, 0), before.funnel.stages.get(stage, 0))
+        for key, label, stage in (("leads", "leads entered", "lead"), ("mql", "MQLs", "mql"),
+                                  ("won", "won deals", "won"))
+    ]  # fmt: skip
+    cards.append(_rate_card("win_rate", "lead to won", _win_rate(now), _win_rate(before)))
+    cards.append(_rate_card("sla_met", "SLA met rate", _met_rate(now), _met_rate(before)))
+    cards += _revenue_cards(now, before)
+    steps = [None, *FUNNEL_PATH]
+    funnel = [
+        {
+            "stage": stage,
+            "leads": now.funnel.stages.get(stage, 0),
+            "conversion": percent(now.funnel.conversion.get(f"{prev}->{stage}")) if prev else "",
+        }
+        for prev, stage in zip(steps, FUNNEL_PATH, strict=False)
+    ]
+    return {"since": glance.since.isoformat(), "until": glance.until.isoformat(),
+            "cards": cards, "funnel": funnel}  # fmt: skip
+
+
+def trends_model(trends: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The trends as display rows, and the weekly chart."""
+    weeks = list(trends.weekly)
+    rows = {
+        "monthly": [
+            {"month": m, "counts": [counts.get(s, 0) for s in FUNNEL_PATH]}
+            for m, counts in trends.monthly.items()
+        ],
+        "cohorts": [
+            {
+                "week": week,
+                "mql": c.get("mql", 0),
+                "rates": [
+                    percent(c.get(s, 0) / c["mql"] if c.get("mql") else None)
+                    for s in ("sal", "sql", "won")
+                ],
+            }
+            for week, c in list(trends.cohorts.items())[-12:]
+        ],
+        "velocity": [
+            {"step": step, "days": "-" if days is None else f"{days:.1f}"}
+            for step, days in trends.velocity.items()
+        ],
+        "stages": list(FUNNEL_PATH),
+    }
+    chart = {
+        "type": "line",
+        "labels": weeks,
+        "datasets": [
+            {"label": s, "data": [trends.weekly[w].get(s, 0) for w in weeks]} for s in FUNNEL_PATH
+        ],
+    }
+    return rows, chart

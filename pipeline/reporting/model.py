@@ -10,6 +10,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
 from leadflow.schemas.vocabulary import FUNNEL_PATH
+from leadflow.sinks.fx import Converted
 from leadflow.sinks.goals import GoalProgress
 
 STEP_PAIRS = tuple(itertools.pairwise(FUNNEL_PATH))
@@ -28,6 +29,20 @@ SPEED_BUCKETS: tuple[tuple[str, float], ...] = (
 PERCENTILE_METHOD = "nearest-rank"
 CENTS = Decimal("0.01")
 UPGRADE_HINT = "run `leadflow db upgrade` or start a worker first"
+# The days a report period may name: the day after DAY_MAX still exists, and every database
+# reads both ends.
+DAY_MIN = date(1970, 1, 1)
+DAY_MAX = date(9998, 12, 31)
+
+
+def check_day(name: str, day: date) -> date:
+    """``day`` if a period may start or end on it; else ValueError, one sentence."""
+    if not DAY_MIN <= day <= DAY_MAX:
+        raise ValueError(
+            f"{name} {day.isoformat()} is out of range: give a day from"
+            f" {DAY_MIN.isoformat()} to {DAY_MAX.isoformat()}"
+        )
+    return day
 
 
 # -- the report as plain data ------------------------------------------------------------------
@@ -120,11 +135,14 @@ class Revenue:
 
 @dataclass(frozen=True)
 class Totals:
-    """Leads, orphans (sales events but no lead.created yet) and dead letters by reason."""
+    """Leads, orphans (sales events but no lead.created yet) and dead letters by reason.
+
+    ``dead_letters`` is None when the database role may not read them (marketing, sales).
+    """
 
     leads: int
     orphans: int
-    dead_letters: int
+    dead_letters: int | None
     dead_letters_by_reason: Mapping[str, int]
 
 
@@ -142,3 +160,4 @@ class Report:
     query: ReportQuery = field(default_factory=ReportQuery)
     breakdown: Mapping[str, Funnel] = field(default_factory=dict)  # by query.by, unless source
     details: Details | None = None
+    converted: Converted | None = None  # won revenue in the reporting currency (fx_rates)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from datetime import datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,7 @@ from sqlalchemy import (
     inspect,
     literal,
     select,
+    text,
 )
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
@@ -43,11 +44,24 @@ from leadflow.schemas.errors import PermanentStoreError, StoreError
 from leadflow.schemas.vocabulary import ATTRIBUTION_MODELS, SLA_STATUSES, STAGES, UNKNOWN
 from leadflow.sinks.engine import make_engine
 from leadflow.sinks.errors import first_line
+from leadflow.sinks.fx import RateBook, convert
 from leadflow.sinks.goals import goal_progress
 from leadflow.sinks.models import ATTRIBUTION, DEAD_LETTERS, LIFECYCLE, SLA, TRANSITIONS
 
-# The tables every report reads; attribution is optional (stores before migration 0005).
+# The tables every report reads; attribution is optional (stores before migration 0005), and
+# dead_letters is left out for roles that may not read it.
 REQUIRED_TABLES: tuple[Table, ...] = (LIFECYCLE, TRANSITIONS, SLA, DEAD_LETTERS)
+
+
+def readable(conn: Connection, table: str) -> bool:
+    """Whether the connected role may SELECT ``table`` (always on SQLite: no roles)."""
+    if conn.dialect.name != "postgresql":
+        return True
+    query = text(
+        "SELECT has_table_privilege(c.oid, 'SELECT') FROM pg_class c"
+        " WHERE c.oid = to_regclass(quote_ident(current_schema()) || '.' || quote_ident(:t))"
+    )
+    return bool(conn.execute(query, {"t": table}).scalar())
 
 
 # -- building it -------------------------------------------------------------------------------
@@ -74,17 +88,19 @@ def _read_report(conn: Connection, query: ReportQuery) -> Report:
     overall = _funnel(_stage_counts(conn, query))
     by_source = _stage_counts_by(conn, query, "source")
     breakdown = {} if query.by == "source" else _stage_counts_by(conn, query, query.by)
+    won = _won_deals(conn, query)
     return Report(
         funnel=overall,
         funnel_by_source={src: _funnel(c) for src, c in by_source.items()},
         speed_to_lead=_speed_to_lead(conn, query),
         sla=_sla_counts(conn, query),
-        revenue=_revenue(conn, query),
+        revenue=_revenue(won),
         totals=_totals(conn, query),
         goals=tuple(goal_progress(conn)),
         query=query,
         breakdown={key: _funnel(c) for key, c in breakdown.items()},
         details=_details(conn, query) if query.details else None,
+        converted=convert(RateBook(conn), won),
     )
 
 
@@ -201,15 +217,22 @@ def _won_leads(query: ReportQuery, *columns: Any) -> Select[Any]:
     )
 
 
-def _revenue(conn: Connection, query: ReportQuery) -> dict[str, Revenue]:
+def _won_deals(conn: Connection, query: ReportQuery) -> list[tuple[str, Decimal, date]]:
+    """(currency, amount, UTC day won) of every won lead the query selects."""
     lc = LIFECYCLE.c
-    select_ = _won_leads(query, lc.currency, lc.amount)
+    select_ = _won_leads(query, lc.currency, lc.amount, lc.won_at)
+    return [
+        (currency or UNKNOWN, amount or Decimal(0), won_at.astimezone(UTC).date())
+        for currency, amount, won_at in conn.execute(select_)
+    ]
+
+
+def _revenue(deals_won: list[tuple[str, Decimal, date]]) -> dict[str, Revenue]:
     deals: dict[str, int] = {}
     amounts: dict[str, Decimal] = {}
-    for currency, amount in conn.execute(select_):  # summed in Python: SQLite has no decimals
-        key = currency or UNKNOWN
+    for key, amount, _ in deals_won:  # summed in Python: SQLite has no decimals
         deals[key] = deals.get(key, 0) + 1
-        amounts[key] = amounts.get(key, Decimal(0)) + (amount or Decimal(0))
+        amounts[key] = amounts.get(key, Decimal(0)) + amount
     return {key: Revenue(deals[key], amounts[key].quantize(CENTS)) for key in sorted(deals)}
 
 
@@ -218,6 +241,8 @@ def _totals(conn: Connection, query: ReportQuery) -> Totals:
     leads_query = select(func.count()).select_from(LIFECYCLE).where(*_lead_filter(query))
     leads = conn.execute(leads_query).scalar_one()
     orphans = conn.execute(leads_query.where(lc.is_orphan.is_(True))).scalar_one()
+    if not readable(conn, DEAD_LETTERS.name):
+        return Totals(int(leads), int(orphans), None, {})
     dead_query = select(d.reason, func.count()).where(*_in_period(d.received_at, query))
     by_reason = {str(reason): int(n) for reason, n in conn.execute(dead_query.group_by(d.reason))}
     by_reason = dict(sorted(by_reason.items()))

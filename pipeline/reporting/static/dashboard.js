@@ -16,20 +16,28 @@
     }
     var datasets = spec.datasets.map(function (set, i) {
       var color = set.color || palette[i % palette.length];
-      return { label: set.label, data: set.data, backgroundColor: color, borderColor: color };
+      return {
+        label: set.label, data: set.data, backgroundColor: color, borderColor: color,
+        pointRadius: 0, borderWidth: spec.type === "line" ? 2 : 0
+      };
     });
+    var value = spec.horizontal ? "x" : "y";
+    var scales = {
+      x: { stacked: !!spec.stacked, beginAtZero: true },
+      y: { stacked: !!spec.stacked, beginAtZero: true }
+    };
+    if (spec.percent) {
+      scales[value].max = 100;
+    }
     new Chart(canvas, {
-      type: "bar",
+      type: spec.type || "bar",
       data: { labels: spec.labels, datasets: datasets },
       options: {
         responsive: true,
         maintainAspectRatio: false,
         indexAxis: spec.horizontal ? "y" : "x",
-        plugins: { legend: { display: datasets.length > 1 } },
-        scales: {
-          x: { stacked: !!spec.stacked, beginAtZero: true },
-          y: { stacked: !!spec.stacked, beginAtZero: true }
-        }
+        plugins: { legend: { display: datasets.length > 1, labels: { boxWidth: 12 } } },
+        scales: scales
       }
     });
   });

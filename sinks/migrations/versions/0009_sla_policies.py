@@ -1,7 +1,7 @@
 """handoff_sla.policy and response_business_seconds, for SLA policies (docs/contract.md, 8).
 
 Revision ID: 0009
-Revises: 0006
+Revises: 0008
 Create Date: 2026-12-04
 """
 
@@ -12,8 +12,10 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
+from leadflow.sinks.dictionary import comment_statements
+
 revision: str = "0009"
-down_revision: str | None = "0006"
+down_revision: str | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -27,6 +29,10 @@ def upgrade() -> None:
         "UPDATE handoff_sla SET response_business_seconds = response_seconds"
         " WHERE response_business_seconds IS NULL"
     )
+    bind = op.get_bind()
+    if bind.dialect.name == "postgresql":
+        for statement in comment_statements(bind, ["handoff_sla"]):
+            op.execute(statement)
 
 
 def downgrade() -> None:
