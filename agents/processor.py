@@ -31,7 +31,7 @@ from leadflow.agents.ports import Record, Send, SendMany
 from leadflow.schemas.classify import DeadLetter, Rejection, classify
 from leadflow.schemas.errors import StoreError
 from leadflow.schemas.records import TopicNames
-from leadflow.schemas.vocabulary import STAGE_LABELS
+from leadflow.schemas.vocabulary import CONFLICTING_DUPLICATE, STAGE_LABELS
 from leadflow.sinks.store import Sink
 from leadflow.sinks.writer import OrderedSink, ThreadWriter
 
@@ -153,10 +153,10 @@ class LeadProcessor:
                 forward.append((verdict.lead_id, fact, origin))
         await self._forward(forward)
 
-        def refuse(index: int, error: str) -> DeadLetter:
+        def refuse(index: int, rejection: Rejection, copy: Fact | None) -> DeadLetter:
             m = local_messages[index]
-            rejection = Rejection("invalid_event", error)
-            return DeadLetter.of(m.value, rejection, m.topic, m.partition, m.offset, now)
+            payload = m.value if copy is None else event_payload(local[index][0], copy)
+            return DeadLetter.of(payload, rejection, m.topic, m.partition, m.offset, now)
 
         return await self._apply(local, letters, now, refuse)
 
@@ -165,12 +165,11 @@ class LeadProcessor:
         now = utcnow()
         forwarded = [(m, decode_forwarded(m.value)) for m in messages if m.value]
 
-        def refuse(index: int, error: str) -> DeadLetter:
+        def refuse(index: int, rejection: Rejection, copy: Fact | None) -> DeadLetter:
             # Where the event came in (so a replayed forward is dead-lettered once), else here.
             m, (lead_id, fact, origin) = forwarded[index]
             topic, partition, offset = origin or (m.topic, m.partition, m.offset)
-            rejection = Rejection("invalid_event", error)
-            payload = event_payload(lead_id, fact)
+            payload = event_payload(lead_id, copy or fact)
             return DeadLetter.of(payload, rejection, topic, partition, offset, now)
 
         facts = [(lead_id, fact) for _, (lead_id, fact, _) in forwarded]
@@ -208,7 +207,7 @@ class LeadProcessor:
         facts: list[tuple[str, Fact]],
         letters: list[DeadLetter],
         now: datetime,
-        refuse: Callable[[int, str], DeadLetter],
+        refuse: Refuse,
     ) -> Awaitable[None]:
         """Fold now (later batches must see these events); store, emit and keep in order later.
 
@@ -220,7 +219,13 @@ class LeadProcessor:
             facts, self._load, self.config, now, limits=self.limits, cache=self._folds
         )
         # Events past a lead's limits: dead-lettered, never dropped silently.
-        letters = letters + [refuse(index, error) for index, error in result.refused]
+        letters = letters + [
+            refuse(index, Rejection("invalid_event", error), None)
+            for index, error in result.refused
+        ]
+        letters += [
+            _conflict_letter(refuse, index, copy, facts) for index, copy in result.conflicts
+        ]
         self._hold(result.updates)
         return await self._submit(_Job(result.updates, letters, now, result.outcomes))
 
@@ -469,6 +474,24 @@ def _settle(done: asyncio.Future[None], deliveries: asyncio.Future[Any]) -> None
         done.set_exception(deliveries.exception())  # type: ignore[arg-type]
     else:
         done.set_result(None)
+
+
+# A dead letter of the event at an index in the batch: its own message, or (``copy``) another
+# copy of it, written back as event JSON, at that message's place.
+Refuse = Callable[[int, Rejection, Fact | None], DeadLetter]
+
+
+def _conflict_letter(
+    refuse: Refuse, index: int, copy: Fact, facts: list[tuple[str, Fact]]
+) -> DeadLetter:
+    """The dead letter of a losing copy: its own message when it came at ``index``, else the
+    copy written back at the place of the message that displaced it."""
+    own = facts[index][1] is copy
+    error = (
+        f"event_id {copy.event_id!r} was seen with other content; the copy whose canonical "
+        "JSON sorts first is kept"
+    )
+    return refuse(index, Rejection(CONFLICTING_DUPLICATE, error), None if own else copy)
 
 
 def encode_dead_letter(letter: DeadLetter) -> bytes:
