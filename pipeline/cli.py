@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 from leadflow.pipeline.settings import Settings, load_settings
@@ -41,6 +41,17 @@ def _db(args: argparse.Namespace, settings: Settings) -> int:
 
     upgrade(settings.store_url)
     print(f"database at {settings.store_shown} is up to date")
+    return 0
+
+
+def _rebuild(args: argparse.Namespace, settings: Settings) -> int:
+    from leadflow.agents.fold import FoldConfig
+    from leadflow.pipeline.rebuild import QUIET, rebuild, summary
+
+    config = FoldConfig(settings.sla_seconds, frozenset(settings.recycle_reasons))
+    quiet = timedelta(seconds=args.quiet_seconds) if args.quiet_seconds is not None else QUIET
+    for line in summary(rebuild(settings.store_url, config, quiet=quiet)):
+        print(line)
     return 0
 
 
@@ -260,6 +271,19 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--metric", choices=["won_revenue", "won_deals", "mqls", "sql"])
     sub.add_argument("--currency", help="three letters; required for won_revenue")
     sub.add_argument("--target", help="the number to reach in the period")
+    sub = add(
+        "rebuild",
+        _rebuild,
+        "recompute every derived table from lead_events with the current settings "
+        "(stop the workers first)",
+        "LEADFLOW_SLA_HOURS=8 leadflow rebuild",
+    )
+    sub.add_argument(
+        "--quiet-seconds",
+        type=float,
+        default=None,
+        help="refuse if the store was written less than this ago (default 60)",
+    )
     db = add("db", _db, "database commands: upgrade applies the migrations", "leadflow db upgrade")
     db.add_argument("action", choices=["upgrade"])
     return parser

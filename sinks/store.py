@@ -111,8 +111,22 @@ def _write_snapshots(conn: Connection, snapshots: Sequence[LeadSnapshot], now: d
         # Serialize writers: aggregate recomputes must see every other writer's committed rows.
         conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": AGGREGATE_LOCK_ID})
     latest = _latest(snapshots)
-    old = _read_old_lifecycles(conn, sorted(latest))
+    old = read_old_lifecycles(conn, sorted(latest))
     fresh = [snap for snap in latest.values() if _replaces(snap, old.get(snap.lead_id))]
+    return replace_leads(conn, fresh, old, now)
+
+
+def replace_leads(
+    conn: Connection,
+    fresh: Sequence[LeadSnapshot],
+    old: dict[str, dict[str, Any]],
+    now: datetime,
+    *,
+    force: bool = False,
+) -> int:
+    """Make the rows of each lead of ``fresh`` (one snapshot per lead) its snapshot's, and move
+    the aggregates by the difference; ``old``: their stored lifecycle rows
+    (:func:`read_old_lifecycles`). ``force``: whatever the stored version."""
     if not fresh:
         return 0
     ids = sorted(s.lead_id for s in fresh)
@@ -127,7 +141,7 @@ def _write_snapshots(conn: Connection, snapshots: Sequence[LeadSnapshot], now: d
             )
         )
         _add_revenue(revenue, life, +1)
-    written = _replace_lead_rows(conn, fresh, old, stored, now)
+    written = _replace_lead_rows(conn, fresh, old, stored, now, force)
     apply_funnel_delta(conn, funnel)
     apply_revenue_delta(conn, revenue)
     return written
@@ -143,12 +157,13 @@ def _replaces(snap: LeadSnapshot, stored: dict[str, Any] | None) -> bool:
     )
 
 
-def _read_old_lifecycles(conn: Connection, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+def read_old_lifecycles(conn: Connection, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
     c = LIFECYCLE.c
     columns = (
         c.lead_id,
         c.version,
         c.stage,
+        c.sla_status,
         c.source,
         c.campaign_id,
         c.won_at,
@@ -215,12 +230,16 @@ def _replace_lead_rows(
     old: dict[str, dict[str, Any]],
     stored: dict[str, set[Transition]],
     now: datetime,
+    force: bool,
 ) -> int:
     """Make each lead's rows exactly its snapshot's, touching only the rows that changed."""
     rows = [{**snap.lifecycle, "updated_at": now} for snap in fresh]
-    restating = {snap.lead_id for snap in fresh if snap.restated}
-    _write_lifecycles(conn, [r for r in rows if r["lead_id"] not in restating], old, False)
-    _write_lifecycles(conn, [r for r in rows if r["lead_id"] in restating], old, True)
+    if force:
+        _write_lifecycles(conn, rows, old, None)
+    else:
+        restating = {snap.lead_id for snap in fresh if snap.restated}
+        _write_lifecycles(conn, [r for r in rows if r["lead_id"] not in restating], old, "<")
+        _write_lifecycles(conn, [r for r in rows if r["lead_id"] in restating], old, "<=")
     gone: list[tuple[Any, ...]] = []
     added: list[dict[str, Any]] = []
     for snap in fresh:
@@ -252,11 +271,12 @@ def _write_lifecycles(
     conn: Connection,
     rows: Sequence[dict[str, Any]],
     old: dict[str, dict[str, Any]],
-    or_equal: bool,
+    newer: str | None,
 ) -> None:
     """Upsert the lifecycle rows; where the indexed columns keep their stored values, leave
     them out of the update so that a batch touching leads all over a big table dirties one
-    page per lead, not two."""
+    page per lead, not two. ``newer``: the stored version must be ``<`` or ``<=`` the row's
+    (None: any version)."""
     same: list[dict[str, Any]] = []
     moved: list[dict[str, Any]] = []
     for row in rows:
@@ -269,9 +289,9 @@ def _write_lifecycles(
             LIFECYCLE,
             part,
             upsert_key=("lead_id",),
-            only_if_newer="version",
+            only_if_newer=None if newer is None else "version",
             unchanged=unchanged,
-            or_equal=or_equal,
+            or_equal=newer == "<=",
         )
 
 
