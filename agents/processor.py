@@ -99,6 +99,8 @@ class LeadProcessor:
             sink if isinstance(sink, OrderedSink) else ThreadWriter(sink, retry_max_seconds)
         )
         self._observer = _StoreObserver(metrics)
+        self._unwritten: dict[int, float] = {}  # id of a job sent to the store -> monotonic time
+        metrics.sink_oldest_unwritten.set_function(self.oldest_unwritten_seconds)
         self.send = send
         self.send_many = send_many or _one_by_one(send)
         self.metrics = metrics
@@ -264,9 +266,16 @@ class LeadProcessor:
         written = self.writer.submit(snapshots, job.letters, job.now, self._observer)
         job.written = asyncio.wrap_future(written)
         job.written.add_done_callback(_retrieved)  # a batch after a failed one is never awaited
+        self._unwritten[id(job)] = time.monotonic()
+        job.written.add_done_callback(lambda _: self._unwritten.pop(id(job), None))
         self._stored.put_nowait(job)
         await self._room.acquire()
         return job.done
+
+    def oldest_unwritten_seconds(self) -> float:
+        """How long the oldest batch sent to the store has waited for it (0 when none waits)."""
+        times = list(self._unwritten.values())
+        return time.monotonic() - min(times) if times else 0.0
 
     async def _emit_jobs(self) -> None:
         """Emit each batch once the store has it, and commit its state, in order.

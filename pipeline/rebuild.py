@@ -7,6 +7,8 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sqlalchemy import text
+
 from leadflow.agents.facts import Fact, to_micros
 from leadflow.agents.fold import FoldConfig, LeadFold
 from leadflow.schemas.vocabulary import TYPE_RANK
@@ -48,6 +50,8 @@ def rebuild(
         with engine.connect() as conn:
             conn = conn.execution_options(**{WRITE_OPTION: True})
             with conn.begin():
+                if conn.dialect.name == "postgresql":  # whole-table scans: no statement timeout
+                    conn.execute(text("SET LOCAL statement_timeout = 0"))
                 take_store(conn, datetime.now(UTC), quiet)
                 for chunk in lead_chunks(conn):
                     snapshots = [

@@ -52,6 +52,7 @@ GAUGES = {
     "leadflow_sla_pending",
     "leadflow_orphan_leads",
     "leadflow_goal_progress_ratio",
+    "leadflow_sink_oldest_unwritten_batch_seconds",
 }
 HISTOGRAMS = {
     "leadflow_speed_to_lead_seconds",
@@ -384,6 +385,7 @@ def test_alerts_are_complete() -> None:
         "leadflow_dead_letters_total",
         "leadflow_event_lag_seconds_bucket",
         "leadflow_sink_errors_total",
+        "leadflow_sink_oldest_unwritten_batch_seconds",
         "up{",
         "absent(up",
     ):

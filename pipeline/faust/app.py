@@ -41,6 +41,9 @@ from leadflow.sinks.store import Sink
 log = logging.getLogger("leadflow")
 # aiohttp refuses a charset inside content_type; the exposition format is UTF-8 anyway.
 METRICS_CONTENT_TYPE = "text/plain; version=0.0.4"
+# /health answers 503 once a batch has waited this long for the store (a store that stopped
+# answering; the statement timeout of sinks/engine.py makes each attempt give up sooner).
+STORE_STALLED_SECONDS = 30.0
 
 
 @dataclass
@@ -246,9 +249,16 @@ def create_app(
 
     @app.page("/health")
     async def health(web: Any, request: Any) -> Any:
-        status = 200 if state.ready and state.fatal is None else 503
-        body = {"ready": state.ready, "fatal": state.fatal, "batches": state.batches}
-        return web.json(body, status=status)
+        waited = processor.oldest_unwritten_seconds()
+        store = "stalled" if waited > STORE_STALLED_SECONDS else "ok"
+        healthy = state.ready and state.fatal is None and store == "ok"
+        body = {
+            "ready": state.ready,
+            "fatal": state.fatal,
+            "batches": state.batches,
+            "store": {"state": store, "oldest_unwritten_batch_seconds": round(waited, 3)},
+        }
+        return web.json(body, status=200 if healthy else 503)
 
     @app.page("/metrics")
     async def metrics_page(web: Any, request: Any) -> Any:
