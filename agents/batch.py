@@ -253,6 +253,20 @@ def _with_events(update: LeadUpdate, fresh: list[Fact], losers: list[Fact]) -> L
     return replace(update, snapshot=snapshot)
 
 
+def state_version(raw: bytes | None) -> int:
+    """The lowest version a snapshot of this table value can have (2 per distinct event)."""
+    return 2 * len(decode_state(raw)[1])
+
+
+def recovered(
+    lead_id: str, raw: bytes | None, history: Sequence[Fact], config: FoldConfig, now: datetime
+) -> LeadUpdate:
+    """The lead refolded from its stored ``history`` and whatever its table value holds."""
+    old, stored = decode_state(raw)
+    running = LeadFold(lead_id, config, [*history, *stored])
+    return _update(running, old, running.progress(), now, {})
+
+
 def refresh(
     lead_id: str, raw: bytes | None, config: FoldConfig, now: datetime
 ) -> LeadUpdate | None:

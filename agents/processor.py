@@ -13,7 +13,16 @@ from typing import Any
 
 import orjson
 
-from leadflow.agents.batch import DEFAULT_LIMITS, FoldCache, LeadUpdate, Limits, fold_batch, refresh
+from leadflow.agents.batch import (
+    DEFAULT_LIMITS,
+    FoldCache,
+    LeadUpdate,
+    Limits,
+    fold_batch,
+    recovered,
+    refresh,
+    state_version,
+)
 from leadflow.agents.codec import (
     Origin,
     decode_forwarded,
@@ -27,7 +36,7 @@ from leadflow.agents.fold import FoldConfig
 from leadflow.agents.metrics import Metrics
 from leadflow.agents.owned import OwnedLeads
 from leadflow.agents.partitioning import key_hash, partition_of
-from leadflow.agents.ports import Record, Send, SendMany
+from leadflow.agents.ports import History, Record, Send, SendMany
 from leadflow.schemas.classify import DeadLetter, Rejection, classify
 from leadflow.schemas.errors import StoreError
 from leadflow.schemas.records import TopicNames
@@ -37,6 +46,7 @@ from leadflow.sinks.writer import OrderedSink, ThreadWriter
 
 log = logging.getLogger("leadflow.agents")
 _DAY_US = 86_400_000_000
+RECOVER_CHUNK = 500  # leads refolded from the store per batch written
 FLUSH_SECONDS = 0.5  # how long written states are kept aside before the changelog flush
 
 
@@ -87,8 +97,12 @@ class LeadProcessor:
         retry_max_seconds: float = 30.0,
         pipeline_depth: int = 2,
         limits: Limits = DEFAULT_LIMITS,
+        history: History | None = None,
     ) -> None:
         self.names = names
+        self.history = history
+        self._recovered = asyncio.Event()  # clear while a recovery runs: batches wait for it
+        self._recovered.set()
         self.partitions = partitions
         self.partition_counts = partition_counts
         self.config = config
@@ -216,6 +230,9 @@ class LeadProcessor:
         Folding and the tentative state update have no await between them, so batches of both
         agents and the SLA clock never interleave on a lead.
         """
+        if not self._recovered.is_set():
+            await self._recovered.wait()
+            now = utcnow()
         self._observe_lag(facts, now)
         result = fold_batch(
             facts, self._load, self.config, now, limits=self.limits, cache=self._folds
@@ -230,6 +247,50 @@ class LeadProcessor:
         ]
         self._hold(result.updates)
         return await self._submit(_Job(result.updates, letters, now, result.outcomes))
+
+    async def recover(self, partitions: set[int]) -> int:
+        """Refold from lead_events every lead of ``partitions`` whose table value is behind its
+        stored version (a new broker, a lost or short changelog), before any batch folds it;
+        the number of leads recovered."""
+        if self.history is None:
+            return 0
+        history = self.history
+        self._recovered.clear()
+        try:
+            started = time.monotonic()
+            loop = asyncio.get_running_loop()
+
+            def owned(lead_id: str) -> bool:
+                return partition_of(lead_id, self.partitions) in partitions
+
+            versions = await loop.run_in_executor(None, history.versions, owned)
+            behind = sorted(
+                lead
+                for lead, version in versions.items()
+                if state_version(self._load(lead)) < version - 1
+            )
+            for start in range(0, len(behind), RECOVER_CHUNK):
+                chunk = behind[start : start + RECOVER_CHUNK]
+                facts = await loop.run_in_executor(None, history.facts, chunk)
+                now = utcnow()
+                updates = [
+                    recovered(lead, self._load(lead), facts.get(lead, []), self.config, now)
+                    for lead in chunk
+                ]
+                self._hold(updates)
+                await (await self._submit(_Job(updates, [], now, Counter())))
+            if behind:
+                self.metrics.recovered_leads.inc(len(behind))
+                log.warning(
+                    "recovered %d leads of partitions %s from lead_events in %.1fs: the Kafka "
+                    "state was behind the store",
+                    len(behind),
+                    sorted(partitions),
+                    time.monotonic() - started,
+                )
+            return len(behind)
+        finally:
+            self._recovered.set()
 
     async def expire_due(self) -> int:
         """The SLA clock: turn pending SLAs whose deadline passed into breached; no scan."""

@@ -5,38 +5,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from sqlalchemy import text
 
-from leadflow.agents.facts import Fact, to_micros
 from leadflow.agents.fold import FoldConfig, LeadFold
-from leadflow.schemas.vocabulary import TYPE_RANK
+from leadflow.agents.history import fact_of
 from leadflow.sinks.engine import WRITE_OPTION, make_engine
 from leadflow.sinks.rebuild import Moved, lead_chunks, replace_chunk, take_store
 
 QUIET = timedelta(seconds=60)
 SHOWN = 20  # moved leads listed by name in the summary
-
-
-def fact_of(row: dict[str, Any]) -> Fact:
-    """The fold's fact of a lead_events row (personal data stays in lead_contacts)."""
-    amount = row["amount"]
-    return Fact(
-        ts=to_micros(row["occurred_at"]),
-        rank=TYPE_RANK[row["event_type"]],
-        event_id=row["event_id"],
-        source=row["source"],
-        campaign_id=row["campaign_id"],
-        score=row["score"],
-        owner_id=row["owner_id"],
-        reason=row["reason"],
-        opportunity_id=row["opportunity_id"],
-        amount=None if amount is None else str(amount),
-        currency=row["currency"],
-        channel=row["channel"],
-        source_system=row["source_system"],
-    )
 
 
 def rebuild(

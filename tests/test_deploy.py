@@ -46,6 +46,7 @@ COUNTERS = {
     "leadflow_sink_rows_total",
     "leadflow_sink_errors_total",
     "leadflow_won_amount_total",
+    "leadflow_recovered_leads_total",
 }
 GAUGES = {
     "leadflow_leads",

@@ -67,18 +67,10 @@ def dump(url: str, *, updated: bool = True) -> dict[str, list[dict[str, Any]]]:
     return tables
 
 
-@pytest.fixture
-def second_url(database_url: str, tmp_path: Any, request: pytest.FixtureRequest) -> str:
-    """Another empty store of the same kind."""
-    if database_url.startswith("sqlite"):
-        return f"sqlite:///{tmp_path / 'fresh.db'}"
-    url: str = request.getfixturevalue("pg_schema_url")
-    return url
-
-
 def test_rebuild_after_new_settings_equals_a_fresh_pipeline(
-    migrated_url: str, second_url: str
+    migrated_url: str, other_url: str
 ) -> None:
+    second_url = other_url
     run_pipeline(migrated_url, BEFORE)
     upgrade(second_url)
     run_pipeline(second_url, AFTER, batch=3)

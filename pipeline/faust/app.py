@@ -20,6 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from leadflow.agents.batch import Limits
 from leadflow.agents.fold import FoldConfig
+from leadflow.agents.history import StoreHistory
 from leadflow.agents.metrics import Metrics
 from leadflow.agents.ports import Record
 from leadflow.agents.processor import LeadProcessor
@@ -166,6 +167,7 @@ def create_app(
         flush=app.producer.flush,
         retry_max_seconds=settings.store_retry_max_seconds,
         limits=Limits(max_events=settings.max_events_per_lead),
+        history=None if store is None else StoreHistory(store),
     )
 
     def on_fatal(message: str) -> None:
@@ -240,6 +242,7 @@ def create_app(
         await _prime_producer(app, names)
         owned = {tp.partition for tp in app.consumer.assignment() if tp.topic == names.rekeyed}
         processor.rebuild_owned(owned)
+        await processor.recover(owned)
         state.ready = True
 
     @app.timer(interval=settings.sla_check_seconds, on_leader=False)  # type: ignore[untyped-decorator]
