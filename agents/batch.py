@@ -261,9 +261,11 @@ def state_version(raw: bytes | None) -> int:
 def recovered(
     lead_id: str, raw: bytes | None, history: Sequence[Fact], config: FoldConfig, now: datetime
 ) -> LeadUpdate:
-    """The lead refolded from its stored ``history`` and whatever its table value holds."""
+    """The lead refolded from its stored ``history`` and whatever its table value holds; the
+    table value's copy of an event wins (lead_events holds no personal data)."""
     old, stored = decode_state(raw)
-    running = LeadFold(lead_id, config, [*history, *stored])
+    known = {fact.event_id for fact in stored}
+    running = LeadFold(lead_id, config, [*stored, *(f for f in history if f.event_id not in known)])
     return _update(running, old, running.progress(), now, {})
 
 

@@ -180,11 +180,14 @@ class LeadFold:
             self.facts.extend(fresh)
             self._apply_from(start)
             return
-        at = bisect.bisect_left(self.facts, fresh[0])
+        # Facts compare by (ts, rank, event_id) only while their event_ids differ: the copies
+        # displaced go out before a fresh one (perhaps of the same event_id) is placed.
+        at = len(self.facts)
         if displaced:
             gone = set(displaced)
-            at = min(at, *(bisect.bisect_left(self.facts, fact) for fact in displaced))
+            at = min(bisect.bisect_left(self.facts, fact) for fact in displaced)
             self.facts = [fact for fact in self.facts if fact not in gone]
+        at = min(at, bisect.bisect_left(self.facts, fresh[0]))
         self.facts = sorted(self.facts + fresh)  # two sorted runs: a linear merge
         self._replay(at)
 

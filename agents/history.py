@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 from leadflow.agents.facts import Fact, to_micros
 from leadflow.schemas.vocabulary import TYPE_RANK
@@ -40,7 +40,9 @@ class StoreHistory:
         self.engine = engine
 
     def versions(self, keep: Callable[[str], bool]) -> dict[str, int]:
-        with self.engine.connect() as conn:
+        with self.engine.connect() as conn, conn.begin():
+            if conn.dialect.name == "postgresql":  # a scan of every lead: no statement timeout
+                conn.execute(text("SET LOCAL statement_timeout = 0"))
             return stored_versions(conn, keep)
 
     def facts(self, lead_ids: Sequence[str]) -> dict[str, list[Fact]]:

@@ -9,9 +9,10 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
+from sqlalchemy.exc import SQLAlchemyError
 
 from leadflow.agents.batch import (
     DEFAULT_LIMITS,
@@ -45,6 +46,7 @@ from leadflow.sinks.store import Sink
 from leadflow.sinks.writer import OrderedSink, ThreadWriter
 
 log = logging.getLogger("leadflow.agents")
+_T = TypeVar("_T")
 _DAY_US = 86_400_000_000
 RECOVER_CHUNK = 500  # leads refolded from the store per batch written
 FLUSH_SECONDS = 0.5  # how long written states are kept aside before the changelog flush
@@ -263,7 +265,7 @@ class LeadProcessor:
             def owned(lead_id: str) -> bool:
                 return partition_of(lead_id, self.partitions) in partitions
 
-            versions = await loop.run_in_executor(None, history.versions, owned)
+            versions = await _until_read(loop, history.versions, owned)
             behind = sorted(
                 lead
                 for lead, version in versions.items()
@@ -271,7 +273,7 @@ class LeadProcessor:
             )
             for start in range(0, len(behind), RECOVER_CHUNK):
                 chunk = behind[start : start + RECOVER_CHUNK]
-                facts = await loop.run_in_executor(None, history.facts, chunk)
+                facts = await _until_read(loop, history.facts, chunk)
                 now = utcnow()
                 updates = [
                     recovered(lead, self._load(lead), facts.get(lead, []), self.config, now)
@@ -519,6 +521,21 @@ class _StoreObserver:
 
     def failed(self, error: StoreError) -> None:
         self.metrics.sink_errors.inc()
+
+
+async def _until_read(
+    loop: asyncio.AbstractEventLoop, read: Callable[[Any], _T], argument: Any
+) -> _T:
+    """``read(argument)`` off the event loop, retried until the store answers: a recovery
+    never goes on from a partial history."""
+    delay = 0.5
+    while True:
+        try:
+            return await loop.run_in_executor(None, read, argument)
+        except SQLAlchemyError as error:
+            log.warning("reading the event history failed, retrying in %.1fs: %s", delay, error)
+            await asyncio.sleep(delay)
+            delay = min(2 * delay, 30.0)
 
 
 def _retrieved(future: asyncio.Future[int]) -> None:

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine
 
-from leadflow.agents.batch import fold_batch
+from leadflow.agents.batch import fold_batch, recovered
 from leadflow.agents.codec import decode_state
 from leadflow.agents.facts import Fact, canonical
 from leadflow.agents.fold import LeadFold, fold
@@ -180,3 +180,24 @@ def test_the_worker_dead_letters_every_losing_copy(order: str) -> None:
     assert letter.reason == CONFLICTING_DUPLICATE
     assert letter.offset == (2 if order == "winner first" else 1)
     assert '"source":"web"' in letter.payload
+
+
+@pytest.mark.parametrize("first", ["plain", "with campaign"])
+def test_copies_that_differ_after_their_event_id_only(first: str) -> None:
+    plain, other = BASE, copy_of(BASE, campaign_id="C-1")
+    order = [plain, other] if first == "plain" else [other, plain]
+    running = LeadFold("L", CONFIG, [copy_of(BASE, event_id="e0")])
+    for fact in order:
+        running.add_many([fact])
+    best = winners([plain, other])["e1"]
+    assert [f for f in running.facts if f.event_id == "e1"] == [best]
+
+
+def test_a_recovered_lead_keeps_the_personal_data_of_its_state() -> None:
+    created = copy_of(BASE, email="ana@example.com")
+    (update,) = fold_batch([("L", created)], {}.get, CONFIG, NOW).updates
+    history = [copy_of(BASE), copy_of(BASE, event_id="e2", rank=1, campaign_id="C-1")]
+    again = recovered("L", update.state, history, CONFIG, NOW)
+    assert again.snapshot.contact is not None
+    assert again.snapshot.contact["email"] == "ana@example.com"
+    assert again.snapshot.lifecycle["event_count"] == 2
