@@ -12,6 +12,7 @@ from leadflow.schemas.events import BaseEvent
 from leadflow.schemas.vocabulary import EVENT_TYPES, TYPE_RANK
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+CENT = Decimal("0.01")
 
 
 class Fact(NamedTuple):
@@ -66,7 +67,8 @@ class Fact(NamedTuple):
 
 def canonical(lead_id: str, fact: Fact) -> bytes:
     """The event's canonical JSON (keys sorted, no spaces, absent and null fields left out,
-    ``occurred_at`` in UTC): of two copies of one ``event_id``, the smaller one wins."""
+    ``occurred_at`` in UTC, ``amount`` with two decimals): two copies of one ``event_id`` are
+    the same event when theirs are equal; else the smaller one wins."""
     document: dict[str, object] = {
         "event_id": fact.event_id,
         "event_type": EVENT_TYPES[fact.rank],
@@ -78,6 +80,8 @@ def canonical(lead_id: str, fact: Fact) -> bytes:
         for name, value in zip(Fact._fields[3:], fact[3:], strict=True)
         if value is not None
     )
+    if fact.amount is not None:  # one decimal, one text: "10.5" and "10.50" are one amount
+        document["amount"] = str(Decimal(fact.amount).quantize(CENT))
     return orjson.dumps(document, option=orjson.OPT_SORT_KEYS | orjson.OPT_UTC_Z)
 
 

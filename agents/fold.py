@@ -133,6 +133,10 @@ class LeadFold:
         the copy whose canonical JSON sorts first)."""
         return fact != kept and canonical(self.lead_id, fact) < canonical(self.lead_id, kept)
 
+    def _same(self, fact: Fact, kept: Fact) -> bool:
+        """Whether two copies of one event_id are the same event (a plain duplicate)."""
+        return fact == kept or canonical(self.lead_id, fact) == canonical(self.lead_id, kept)
+
     def add(self, fact: Fact) -> bool:
         """Add one event; False when its ``event_id`` was seen already (nothing changes)."""
         return self.merge([fact])[0][0]
@@ -159,7 +163,7 @@ class LeadFold:
                     if fact.event_id not in fresh:
                         displaced.append(kept)
                 fresh[fact.event_id] = fact
-            elif fact != kept:
+            elif not self._same(fact, kept):
                 losers.append(fact)
         if fresh:
             self._insert(sorted(fresh.values()), displaced)

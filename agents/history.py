@@ -10,7 +10,7 @@ from sqlalchemy import Engine, text
 
 from leadflow.agents.facts import Fact, to_micros
 from leadflow.schemas.vocabulary import TYPE_RANK
-from leadflow.sinks.history import events_of, stored_versions
+from leadflow.sinks.history import contacts_of, events_of, stored_versions
 
 
 def fact_of(row: dict[str, Any]) -> Fact:
@@ -46,6 +46,20 @@ class StoreHistory:
             return stored_versions(conn, keep)
 
     def facts(self, lead_ids: Sequence[str]) -> dict[str, list[Fact]]:
+        """Each lead's stored events; its first lead.created gets back the personal data that
+        lead_contacts keeps of it, so that it equals the copy the producer sent."""
         with self.engine.connect() as conn:
             rows = events_of(conn, lead_ids)
-        return {lead_id: [fact_of(row) for row in found] for lead_id, found in rows.items()}
+            contacts = contacts_of(conn, list(rows))
+        found = {lead_id: sorted(map(fact_of, events)) for lead_id, events in rows.items()}
+        for lead_id, contact in contacts.items():
+            _restore_contact(found.get(lead_id, []), contact)
+        return found
+
+
+def _restore_contact(facts: list[Fact], contact: dict[str, Any]) -> None:
+    for index, fact in enumerate(facts):
+        if fact.rank == TYPE_RANK["lead.created"]:
+            personal = {k: contact[k] for k in ("email", "company", "country")}
+            facts[index] = fact._replace(**personal)
+            return

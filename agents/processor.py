@@ -105,6 +105,7 @@ class LeadProcessor:
         self.history = history
         self._recovered = asyncio.Event()  # clear while a recovery runs: batches wait for it
         self._recovered.set()
+        self._recoveries = 0  # recoveries started and not finished
         self.partitions = partitions
         self.partition_counts = partition_counts
         self.config = config
@@ -254,11 +255,19 @@ class LeadProcessor:
         """Refold from lead_events every lead of ``partitions`` whose table value is behind its
         stored version (a new broker, a lost or short changelog), before any batch folds it;
         the number of leads recovered."""
-        if self.history is None:
-            return 0
-        history = self.history
+        return await self.start_recovery(partitions)
+
+    def start_recovery(self, partitions: set[int]) -> asyncio.Task[int]:
+        """:meth:`recover` as a task; batches wait from now until every recovery is done."""
+        self._recoveries += 1
         self._recovered.clear()
+        return asyncio.get_running_loop().create_task(self._recover(partitions))
+
+    async def _recover(self, partitions: set[int]) -> int:
         try:
+            if self.history is None:
+                return 0
+            history = self.history
             started = time.monotonic()
             loop = asyncio.get_running_loop()
 
@@ -292,7 +301,9 @@ class LeadProcessor:
                 )
             return len(behind)
         finally:
-            self._recovered.set()
+            self._recoveries -= 1
+            if not self._recoveries:
+                self._recovered.set()
 
     async def expire_due(self) -> int:
         """The SLA clock: turn pending SLAs whose deadline passed into breached; no scan."""

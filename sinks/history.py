@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
-from leadflow.sinks.models import EVENTS, LIFECYCLE
+from leadflow.sinks.models import CONTACTS, EVENTS, LIFECYCLE
 
 CHUNK = 500
 
@@ -32,6 +32,16 @@ def events_of(conn: Connection, lead_ids: Sequence[str]) -> dict[str, list[dict[
         for row in conn.execute(select(EVENTS).where(EVENTS.c.lead_id.in_(chunk))).mappings():
             rows.setdefault(row["lead_id"], []).append(dict(row))
     return rows
+
+
+def contacts_of(conn: Connection, lead_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """The lead_contacts row of each lead that has one."""
+    found: dict[str, dict[str, Any]] = {}
+    for chunk in _chunks(lead_ids):
+        query = select(CONTACTS).where(CONTACTS.c.lead_id.in_(chunk))
+        for row in conn.execute(query).mappings():
+            found[row["lead_id"]] = dict(row)
+    return found
 
 
 def _chunks(items: Sequence[str]) -> Iterator[Sequence[str]]:

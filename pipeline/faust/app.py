@@ -242,7 +242,16 @@ def create_app(
         await _prime_producer(app, names)
         owned = {tp.partition for tp in app.consumer.assignment() if tp.topic == names.rekeyed}
         processor.rebuild_owned(owned)
-        await processor.recover(owned)
+        # Batches wait for the recovery; the worker answers /health meanwhile (not ready).
+        processor.start_recovery(owned).add_done_callback(recovered)
+
+    def recovered(task: asyncio.Task[int]) -> None:
+        if task.cancelled():
+            return
+        error = task.exception()
+        if error is not None:
+            on_fatal(f"refolding leads from lead_events failed: {error!r}")
+            return
         state.ready = True
 
     @app.timer(interval=settings.sla_check_seconds, on_leader=False)  # type: ignore[untyped-decorator]
