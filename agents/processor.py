@@ -257,6 +257,11 @@ class LeadProcessor:
         the number of leads recovered."""
         return await self.start_recovery(partitions)
 
+    @property
+    def recovering(self) -> bool:
+        """Whether a recovery runs (batches wait for it)."""
+        return self._recoveries > 0
+
     def start_recovery(self, partitions: set[int]) -> asyncio.Task[int]:
         """:meth:`recover` as a task; batches wait from now until every recovery is done."""
         self._recoveries += 1

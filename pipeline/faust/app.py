@@ -242,17 +242,13 @@ def create_app(
         await _prime_producer(app, names)
         owned = {tp.partition for tp in app.consumer.assignment() if tp.topic == names.rekeyed}
         processor.rebuild_owned(owned)
-        # Batches wait for the recovery; the worker answers /health meanwhile (not ready).
+        # Batches wait for the recovery (a store that does not answer holds them, not this).
         processor.start_recovery(owned).add_done_callback(recovered)
+        state.ready = True
 
     def recovered(task: asyncio.Task[int]) -> None:
-        if task.cancelled():
-            return
-        error = task.exception()
-        if error is not None:
-            on_fatal(f"refolding leads from lead_events failed: {error!r}")
-            return
-        state.ready = True
+        if not task.cancelled() and task.exception() is not None:
+            on_fatal(f"refolding leads from lead_events failed: {task.exception()!r}")
 
     @app.timer(interval=settings.sla_check_seconds, on_leader=False)  # type: ignore[untyped-decorator]
     async def sla_clock() -> None:
@@ -268,6 +264,7 @@ def create_app(
             "ready": state.ready,
             "fatal": state.fatal,
             "batches": state.batches,
+            "recovering": processor.recovering,
             "store": {"state": store, "oldest_unwritten_batch_seconds": round(waited, 3)},
         }
         return web.json(body, status=200 if healthy else 503)
