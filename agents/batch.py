@@ -4,10 +4,16 @@ from __future__ import annotations
 
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from leadflow.agents.codec import STATE_LIMIT, decode_state, encode_row, encode_state
+from leadflow.agents.codec import (
+    STATE_LIMIT,
+    decode_state,
+    encode_row,
+    encode_state,
+    event_row,
+)
 from leadflow.agents.facts import Fact
 from leadflow.agents.fold import FoldConfig, Header, LeadFold, header_of
 from leadflow.schemas.records import LeadSnapshot
@@ -47,12 +53,14 @@ class LeadUpdate:
 
 @dataclass(slots=True)
 class BatchResult:
-    """The changed leads, how many events of each type were new or duplicates, and the events
-    refused by the :class:`Limits` (their index in the batch, and why)."""
+    """The changed leads, how many events of each type were new or duplicates, the events
+    refused by the :class:`Limits` (their index in the batch, and why), and the losing copies
+    of conflicting duplicates (the index of the event that met them, and the copy)."""
 
     updates: list[LeadUpdate] = field(default_factory=list)
     outcomes: Counter[tuple[str, str]] = field(default_factory=Counter)
     refused: list[tuple[int, str]] = field(default_factory=list)
+    conflicts: list[tuple[int, Fact]] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -131,7 +139,8 @@ def fold_batch(
             old, running, rows = entry.header, entry.fold, entry.rows
         admitted = _admit(running, items, limits.max_events, result)
         before = running.progress()
-        flags = running.add_many([fact for _, fact in admitted])
+        flags, losers = running.merge([fact for _, fact in admitted])
+        result.conflicts.extend(_conflicts(admitted, losers))
         fresh = [item for item, new in zip(admitted, flags, strict=True) if new]
         repeated = [item for item, new in zip(admitted, flags, strict=True) if not new]
         update = None
@@ -157,6 +166,7 @@ def fold_batch(
         for _, fact in repeated:
             result.outcomes[fact.event_type, "duplicate"] += 1
         if update is not None:
+            update = _with_events(update, [fact for _, fact in fresh], losers)
             result.updates.append(update)
         if cache is not None:
             if update is not None:
@@ -221,6 +231,42 @@ def _shrink(
             high = middle - 1
         middle = (low + high) // 2
     return best
+
+
+def _conflicts(admitted: list[tuple[int, Fact]], losers: list[Fact]) -> list[tuple[int, Fact]]:
+    """Each losing copy with the index of its own message if it came in this batch, else of
+    the copy that displaced it."""
+    if not losers:
+        return []
+    index_of = {id(fact): index for index, fact in admitted}
+    winner_of = {fact.event_id: index for index, fact in admitted}
+    return [(index_of.get(id(loser), winner_of[loser.event_id]), loser) for loser in losers]
+
+
+def _with_events(update: LeadUpdate, fresh: list[Fact], losers: list[Fact]) -> LeadUpdate:
+    """``update`` whose snapshot carries the lead_events rows of its new events, and names
+    those that restate a stored copy."""
+    events = [event_row(update.lead_id, fact) for fact in sorted(fresh)]
+    lost = {loser.event_id for loser in losers}
+    restated = sorted(fact.event_id for fact in fresh if fact.event_id in lost)
+    snapshot = replace(update.snapshot, events=events, restated=restated)
+    return replace(update, snapshot=snapshot)
+
+
+def state_version(raw: bytes | None) -> int:
+    """The lowest version a snapshot of this table value can have (2 per distinct event)."""
+    return 2 * len(decode_state(raw)[1])
+
+
+def recovered(
+    lead_id: str, raw: bytes | None, history: Sequence[Fact], config: FoldConfig, now: datetime
+) -> LeadUpdate:
+    """The lead refolded from its stored ``history`` and whatever its table value holds; the
+    table value's copy of an event wins (lead_events holds no personal data)."""
+    old, stored = decode_state(raw)
+    known = {fact.event_id for fact in stored}
+    running = LeadFold(lead_id, config, [*stored, *(f for f in history if f.event_id not in known)])
+    return _update(running, old, running.progress(), now, {})
 
 
 def refresh(

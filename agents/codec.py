@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 
-from leadflow.agents.facts import Fact, from_micros
+from leadflow.agents.facts import Fact, from_micros, to_decimal
 from leadflow.agents.fold import Header
 from leadflow.schemas.records import LeadSnapshot
 from leadflow.schemas.vocabulary import EVENT_TYPES
@@ -120,6 +120,24 @@ def event_payload(lead_id: str, fact: Fact) -> bytes:
         if value is not None
     )
     return orjson.dumps(document, option=orjson.OPT_UTC_Z)
+
+
+# The fields of a fact that lead_events keeps: all but the personal data of lead.created.
+_PERSONAL = frozenset({"email", "company", "country"})
+_STORED_FIELDS = tuple(name for name in _EVENT_FIELDS if name not in _PERSONAL)
+
+
+def event_row(lead_id: str, fact: Fact) -> dict[str, Any]:
+    """The ``lead_events`` row of an accepted event (``received_at`` is the writer's)."""
+    row: dict[str, Any] = {
+        "event_id": fact.event_id,
+        "lead_id": lead_id,
+        "event_type": EVENT_TYPES[fact.rank],
+        "occurred_at": from_micros(fact.ts),
+    }
+    row.update((name, getattr(fact, name)) for name in _STORED_FIELDS)
+    row["amount"] = to_decimal(fact.amount)
+    return row
 
 
 def _default(value: Any) -> Any:

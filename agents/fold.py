@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 from leadflow.agents.attribution import attribution_rows
-from leadflow.agents.facts import Fact, from_micros, to_decimal, to_micros
+from leadflow.agents.facts import Fact, canonical, from_micros, to_decimal, to_micros
 from leadflow.agents.sla.model import PolicySet
 from leadflow.schemas.records import LeadSnapshot
 from leadflow.schemas.vocabulary import (
@@ -122,53 +122,83 @@ class LeadFold:
         self.lead_id = lead_id
         self.config = config
         self.facts: list[Fact] = []
-        self._ids: set[str] = set()
+        self._ids: dict[str, Fact] = {}  # event_id -> the copy the lead keeps
         for fact in facts:
-            if fact.event_id not in self._ids:
-                self._ids.add(fact.event_id)
-                self.facts.append(fact)
-        self.facts.sort()
+            kept = self._ids.get(fact.event_id)
+            if kept is None or self._wins(fact, kept):
+                self._ids[fact.event_id] = fact
+        self.facts = sorted(self._ids.values())
         self._marks: list[_Mark] = []  # _marks[j]: the state before facts[(j + 1) * MARK_EVERY]
         self._replay(0)
 
     # -- adding events -------------------------------------------------------------------
 
+    def _wins(self, fact: Fact, kept: Fact) -> bool:
+        """Whether ``fact`` displaces ``kept``, another copy of its event_id (contract section 2:
+        the copy whose canonical JSON sorts first)."""
+        return fact != kept and canonical(self.lead_id, fact) < canonical(self.lead_id, kept)
+
+    def _same(self, fact: Fact, kept: Fact) -> bool:
+        """Whether two copies of one event_id are the same event (a plain duplicate)."""
+        return fact == kept or canonical(self.lead_id, fact) == canonical(self.lead_id, kept)
+
     def add(self, fact: Fact) -> bool:
         """Add one event; False when its ``event_id`` was seen already (nothing changes)."""
-        if fact.event_id in self._ids:
-            return False
-        self._ids.add(fact.event_id)
-        if not self.facts or fact > self.facts[-1]:
-            self.facts.append(fact)
-            self._apply_from(len(self.facts) - 1)
-        else:
-            at = bisect.bisect_left(self.facts, fact)
-            self.facts.insert(at, fact)
-            self._replay(at)
-        return True
+        return self.merge([fact])[0][0]
 
     def add_many(self, facts: Iterable[Fact]) -> list[bool]:
-        """Add several events; at most one refold whatever their order (False: duplicate)."""
-        added: list[bool] = []
-        fresh: list[Fact] = []
-        for fact in facts:
-            new = fact.event_id not in self._ids
+        """Add several events; at most one refold whatever their order (False: nothing new)."""
+        return self.merge(facts)[0]
+
+    def merge(self, facts: Iterable[Fact]) -> tuple[list[bool], list[Fact]]:
+        """Add several events: per event, whether the lead now keeps it (a new event or the
+        winning copy of a conflicting duplicate), and every copy that lost, stored or new.
+
+        The copies kept are a function of the set of copies ever merged, whatever their order.
+        """
+        given = list(facts)
+        losers: list[Fact] = []
+        fresh: dict[str, Fact] = {}
+        displaced: list[Fact] = []
+        for fact in given:
+            kept = fresh.get(fact.event_id) or self._ids.get(fact.event_id)
+            if kept is None or self._wins(fact, kept):
+                if kept is not None:
+                    losers.append(kept)
+                    if fact.event_id not in fresh:
+                        displaced.append(kept)
+                fresh[fact.event_id] = fact
+            elif not self._same(fact, kept):
+                losers.append(fact)
+        if fresh:
+            self._insert(sorted(fresh.values()), displaced)
+        seen: set[str] = set()
+        added = []
+        for fact in given:  # True once per event the lead now keeps from this call
+            new = fresh.get(fact.event_id) is fact and fact.event_id not in seen
+            seen.update([fact.event_id] if new else [])
             added.append(new)
-            if new:
-                self._ids.add(fact.event_id)
-                fresh.append(fact)
-        if not fresh:
-            return added
-        fresh.sort()
-        if not self.facts or fresh[0] > self.facts[-1]:
+        return added, losers
+
+    def _insert(self, fresh: list[Fact], displaced: list[Fact]) -> None:
+        """Put ``fresh`` (sorted) in, ``displaced`` (stored copies that lost) out; refold once."""
+        for fact in fresh:
+            self._ids[fact.event_id] = fact
+        if not displaced and (not self.facts or fresh[0] > self.facts[-1]):
             start = len(self.facts)
             self.facts.extend(fresh)
             self._apply_from(start)
-        else:
-            at = bisect.bisect_left(self.facts, fresh[0])
-            self.facts = sorted(self.facts + fresh)  # two sorted runs: a linear merge
-            self._replay(at)
-        return added
+            return
+        # Facts compare by (ts, rank, event_id) only while their event_ids differ: the copies
+        # displaced go out before a fresh one (perhaps of the same event_id) is placed.
+        at = len(self.facts)
+        if displaced:
+            gone = set(displaced)
+            at = min(bisect.bisect_left(self.facts, fact) for fact in displaced)
+            self.facts = [fact for fact in self.facts if fact not in gone]
+        at = min(at, bisect.bisect_left(self.facts, fresh[0]))
+        self.facts = sorted(self.facts + fresh)  # two sorted runs: a linear merge
+        self._replay(at)
 
     def __contains__(self, event_id: str) -> bool:
         return event_id in self._ids

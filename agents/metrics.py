@@ -30,6 +30,8 @@ class Metrics:
     won_amount: Counter
     orphan_leads: Gauge
     goal_progress: Gauge
+    sink_oldest_unwritten: Gauge
+    recovered_leads: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry | None = None) -> Metrics:
@@ -107,6 +109,16 @@ class Metrics:
                 "leadflow_goal_progress_ratio",
                 "Actual over target of each shared goal.",
                 ["period", "metric"],
+                registry=reg,
+            ),
+            sink_oldest_unwritten=Gauge(
+                "leadflow_sink_oldest_unwritten_batch_seconds",
+                "Age of the oldest batch sent to the SQL store and not written yet (0: none).",
+                registry=reg,
+            ),
+            recovered_leads=Counter(
+                "leadflow_recovered_leads",
+                "Leads whose Kafka state was behind the store, refolded from lead_events.",
                 registry=reg,
             ),
         )

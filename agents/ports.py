@@ -1,4 +1,5 @@
-"""What the agents need from the layer above them, as types: sending records to Kafka.
+"""What the agents need from the layer above them, as types: sending records to Kafka, and
+reading the store's history back.
 
 The pipeline implements these with the Faust producer and aiokafka record batches; tests
 implement them with fakes.
@@ -7,7 +8,9 @@ implement them with fakes.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import Any, Protocol
+
+from leadflow.agents.facts import Fact
 
 # (partition, key, value): the caller chooses the partition.
 Record = tuple[int, bytes | None, bytes]
@@ -15,3 +18,15 @@ Record = tuple[int, bytes | None, bytes]
 Send = Callable[[str, bytes | None, bytes], Awaitable[Awaitable[Any]]]
 # (topic, [(partition, key, value)]) -> one awaitable delivery per record batch.
 SendMany = Callable[[str, Sequence[Record]], Awaitable[list[Any]]]
+
+
+class History(Protocol):
+    """The store's lead versions and events (blocking calls: run them off the event loop)."""
+
+    def versions(self, keep: Callable[[str], bool]) -> dict[str, int]:
+        """The stored version of every lead ``keep`` accepts."""
+        ...
+
+    def facts(self, lead_ids: Sequence[str]) -> dict[str, list[Fact]]:
+        """The stored events of each lead, as facts."""
+        ...

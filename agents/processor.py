@@ -9,11 +9,21 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
+from sqlalchemy.exc import SQLAlchemyError
 
-from leadflow.agents.batch import DEFAULT_LIMITS, FoldCache, LeadUpdate, Limits, fold_batch, refresh
+from leadflow.agents.batch import (
+    DEFAULT_LIMITS,
+    FoldCache,
+    LeadUpdate,
+    Limits,
+    fold_batch,
+    recovered,
+    refresh,
+    state_version,
+)
 from leadflow.agents.codec import (
     Origin,
     decode_forwarded,
@@ -27,16 +37,18 @@ from leadflow.agents.fold import FoldConfig
 from leadflow.agents.metrics import Metrics
 from leadflow.agents.owned import OwnedLeads
 from leadflow.agents.partitioning import key_hash, partition_of
-from leadflow.agents.ports import Record, Send, SendMany
+from leadflow.agents.ports import History, Record, Send, SendMany
 from leadflow.schemas.classify import DeadLetter, Rejection, classify
 from leadflow.schemas.errors import StoreError
 from leadflow.schemas.records import TopicNames
-from leadflow.schemas.vocabulary import STAGE_LABELS
+from leadflow.schemas.vocabulary import CONFLICTING_DUPLICATE, STAGE_LABELS
 from leadflow.sinks.store import Sink
 from leadflow.sinks.writer import OrderedSink, ThreadWriter
 
 log = logging.getLogger("leadflow.agents")
+_T = TypeVar("_T")
 _DAY_US = 86_400_000_000
+RECOVER_CHUNK = 500  # leads refolded from the store per batch written
 FLUSH_SECONDS = 0.5  # how long written states are kept aside before the changelog flush
 
 
@@ -87,8 +99,13 @@ class LeadProcessor:
         retry_max_seconds: float = 30.0,
         pipeline_depth: int = 2,
         limits: Limits = DEFAULT_LIMITS,
+        history: History | None = None,
     ) -> None:
         self.names = names
+        self.history = history
+        self._recovered = asyncio.Event()  # clear while a recovery runs: batches wait for it
+        self._recovered.set()
+        self._recoveries = 0  # recoveries started and not finished
         self.partitions = partitions
         self.partition_counts = partition_counts
         self.config = config
@@ -99,6 +116,8 @@ class LeadProcessor:
             sink if isinstance(sink, OrderedSink) else ThreadWriter(sink, retry_max_seconds)
         )
         self._observer = _StoreObserver(metrics)
+        self._unwritten: dict[int, float] = {}  # id of a job sent to the store -> monotonic time
+        metrics.sink_oldest_unwritten.set_function(self.oldest_unwritten_seconds)
         self.send = send
         self.send_many = send_many or _one_by_one(send)
         self.metrics = metrics
@@ -153,10 +172,10 @@ class LeadProcessor:
                 forward.append((verdict.lead_id, fact, origin))
         await self._forward(forward)
 
-        def refuse(index: int, error: str) -> DeadLetter:
+        def refuse(index: int, rejection: Rejection, copy: Fact | None) -> DeadLetter:
             m = local_messages[index]
-            rejection = Rejection("invalid_event", error)
-            return DeadLetter.of(m.value, rejection, m.topic, m.partition, m.offset, now)
+            payload = m.value if copy is None else event_payload(local[index][0], copy)
+            return DeadLetter.of(payload, rejection, m.topic, m.partition, m.offset, now)
 
         return await self._apply(local, letters, now, refuse)
 
@@ -165,12 +184,11 @@ class LeadProcessor:
         now = utcnow()
         forwarded = [(m, decode_forwarded(m.value)) for m in messages if m.value]
 
-        def refuse(index: int, error: str) -> DeadLetter:
+        def refuse(index: int, rejection: Rejection, copy: Fact | None) -> DeadLetter:
             # Where the event came in (so a replayed forward is dead-lettered once), else here.
             m, (lead_id, fact, origin) = forwarded[index]
             topic, partition, offset = origin or (m.topic, m.partition, m.offset)
-            rejection = Rejection("invalid_event", error)
-            payload = event_payload(lead_id, fact)
+            payload = event_payload(lead_id, copy or fact)
             return DeadLetter.of(payload, rejection, topic, partition, offset, now)
 
         facts = [(lead_id, fact) for _, (lead_id, fact, _) in forwarded]
@@ -208,21 +226,89 @@ class LeadProcessor:
         facts: list[tuple[str, Fact]],
         letters: list[DeadLetter],
         now: datetime,
-        refuse: Callable[[int, str], DeadLetter],
+        refuse: Refuse,
     ) -> Awaitable[None]:
         """Fold now (later batches must see these events); store, emit and keep in order later.
 
         Folding and the tentative state update have no await between them, so batches of both
         agents and the SLA clock never interleave on a lead.
         """
+        if not self._recovered.is_set():
+            await self._recovered.wait()
+            now = utcnow()
         self._observe_lag(facts, now)
         result = fold_batch(
             facts, self._load, self.config, now, limits=self.limits, cache=self._folds
         )
         # Events past a lead's limits: dead-lettered, never dropped silently.
-        letters = letters + [refuse(index, error) for index, error in result.refused]
+        letters = letters + [
+            refuse(index, Rejection("invalid_event", error), None)
+            for index, error in result.refused
+        ]
+        letters += [
+            _conflict_letter(refuse, index, copy, facts) for index, copy in result.conflicts
+        ]
         self._hold(result.updates)
         return await self._submit(_Job(result.updates, letters, now, result.outcomes))
+
+    async def recover(self, partitions: set[int]) -> int:
+        """Refold from lead_events every lead of ``partitions`` whose table value is behind its
+        stored version (a new broker, a lost or short changelog), before any batch folds it;
+        the number of leads recovered."""
+        return await self.start_recovery(partitions)
+
+    @property
+    def recovering(self) -> bool:
+        """Whether a recovery runs (batches wait for it)."""
+        return self._recoveries > 0
+
+    def start_recovery(self, partitions: set[int]) -> asyncio.Task[int]:
+        """:meth:`recover` as a task; batches wait from now until every recovery is done."""
+        self._recoveries += 1
+        self._recovered.clear()
+        return asyncio.get_running_loop().create_task(self._recover(partitions))
+
+    async def _recover(self, partitions: set[int]) -> int:
+        try:
+            if self.history is None:
+                return 0
+            history = self.history
+            started = time.monotonic()
+            loop = asyncio.get_running_loop()
+
+            def owned(lead_id: str) -> bool:
+                return partition_of(lead_id, self.partitions) in partitions
+
+            versions = await _until_read(loop, history.versions, owned)
+            behind = sorted(
+                lead
+                for lead, version in versions.items()
+                if state_version(self._load(lead)) < version - 1
+            )
+            for start in range(0, len(behind), RECOVER_CHUNK):
+                chunk = behind[start : start + RECOVER_CHUNK]
+                facts = await _until_read(loop, history.facts, chunk)
+                now = utcnow()
+                updates = [
+                    recovered(lead, self._load(lead), facts.get(lead, []), self.config, now)
+                    for lead in chunk
+                ]
+                self._hold(updates)
+                await (await self._submit(_Job(updates, [], now, Counter())))
+            if behind:
+                self.metrics.recovered_leads.inc(len(behind))
+                log.warning(
+                    "recovered %d leads of partitions %s from lead_events in %.1fs: the Kafka "
+                    "state was behind the store",
+                    len(behind),
+                    sorted(partitions),
+                    time.monotonic() - started,
+                )
+            return len(behind)
+        finally:
+            self._recoveries -= 1
+            if not self._recoveries:
+                self._recovered.set()
 
     async def expire_due(self) -> int:
         """The SLA clock: turn pending SLAs whose deadline passed into breached; no scan."""
@@ -259,9 +345,16 @@ class LeadProcessor:
         written = self.writer.submit(snapshots, job.letters, job.now, self._observer)
         job.written = asyncio.wrap_future(written)
         job.written.add_done_callback(_retrieved)  # a batch after a failed one is never awaited
+        self._unwritten[id(job)] = time.monotonic()
+        job.written.add_done_callback(lambda _: self._unwritten.pop(id(job), None))
         self._stored.put_nowait(job)
         await self._room.acquire()
         return job.done
+
+    def oldest_unwritten_seconds(self) -> float:
+        """How long the oldest batch sent to the store has waited for it (0 when none waits)."""
+        times = list(self._unwritten.values())
+        return time.monotonic() - min(times) if times else 0.0
 
     async def _emit_jobs(self) -> None:
         """Emit each batch once the store has it, and commit its state, in order.
@@ -446,6 +539,21 @@ class _StoreObserver:
         self.metrics.sink_errors.inc()
 
 
+async def _until_read(
+    loop: asyncio.AbstractEventLoop, read: Callable[[Any], _T], argument: Any
+) -> _T:
+    """``read(argument)`` off the event loop, retried until the store answers: a recovery
+    never goes on from a partial history."""
+    delay = 0.5
+    while True:
+        try:
+            return await loop.run_in_executor(None, read, argument)
+        except SQLAlchemyError as error:
+            log.warning("reading the event history failed, retrying in %.1fs: %s", delay, error)
+            await asyncio.sleep(delay)
+            delay = min(2 * delay, 30.0)
+
+
 def _retrieved(future: asyncio.Future[int]) -> None:
     if not future.cancelled():
         future.exception()
@@ -469,6 +577,24 @@ def _settle(done: asyncio.Future[None], deliveries: asyncio.Future[Any]) -> None
         done.set_exception(deliveries.exception())  # type: ignore[arg-type]
     else:
         done.set_result(None)
+
+
+# A dead letter of the event at an index in the batch: its own message, or (``copy``) another
+# copy of it, written back as event JSON, at that message's place.
+Refuse = Callable[[int, Rejection, Fact | None], DeadLetter]
+
+
+def _conflict_letter(
+    refuse: Refuse, index: int, copy: Fact, facts: list[tuple[str, Fact]]
+) -> DeadLetter:
+    """The dead letter of a losing copy: its own message when it came at ``index``, else the
+    copy written back at the place of the message that displaced it."""
+    own = facts[index][1] is copy
+    error = (
+        f"event_id {copy.event_id!r} was seen with other content; the copy whose canonical "
+        "JSON sorts first is kept"
+    )
+    return refuse(index, Rejection(CONFLICTING_DUPLICATE, error), None if own else copy)
 
 
 def encode_dead_letter(letter: DeadLetter) -> bytes:

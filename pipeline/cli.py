@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -52,6 +52,16 @@ def _db(args: argparse.Namespace, settings: Settings) -> int:
 
     upgrade(settings.store_url)
     print(f"database at {settings.store_shown} is up to date")
+    return 0
+
+
+def _rebuild(args: argparse.Namespace, settings: Settings) -> int:
+    from leadflow.pipeline.rebuild import QUIET, rebuild, summary
+
+    config = settings.fold_config()  # SLA hours or policies, recycle reasons: restated
+    quiet = timedelta(seconds=args.quiet_seconds) if args.quiet_seconds is not None else QUIET
+    for line in summary(rebuild(settings.store_url, config, quiet=quiet)):
+        print(line)
     return 0
 
 
@@ -448,6 +458,19 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("action", choices=["load"])
     sub.add_argument("file", help="CSV with the header currency,day,rate (rate: units of --to)")
     sub.add_argument("--to", required=True, help="the reporting currency, e.g. EUR")
+    sub = add(
+        "rebuild",
+        _rebuild,
+        "recompute every derived table from lead_events with the current settings "
+        "(stop the workers first)",
+        "LEADFLOW_SLA_HOURS=8 leadflow rebuild",
+    )
+    sub.add_argument(
+        "--quiet-seconds",
+        type=float,
+        default=None,
+        help="refuse if the store was written less than this ago (default 60)",
+    )
     db = add("db", _db, "database commands: upgrade applies the migrations", "leadflow db upgrade")
     db.add_argument("action", choices=["upgrade"])
     return parser

@@ -22,6 +22,10 @@ class LeadSnapshot:
     sla: list[dict[str, Any]]
     contact: dict[str, Any] | None = None  # personal data: lead_contacts only
     attribution: list[dict[str, Any]] = field(default_factory=list)  # won leads only
+    # The lead_events rows (no received_at) of the events this snapshot is the first to hold.
+    events: list[dict[str, Any]] = field(default_factory=list)
+    # The event_ids of ``events`` whose row replaces a stored copy that lost (section 2).
+    restated: list[str] = field(default_factory=list)
 
     def __reduce__(self) -> tuple[Any, ...]:
         # A snapshot pickles as its field values: the slotted default would call

@@ -45,6 +45,10 @@ REJECTION_REASONS: Final = (
     "unsupported_schema_version",
     "timestamp_out_of_range",
 )
+# A copy of an event_id whose content differs from the copy the lead keeps (the pipeline's own
+# verdict: no message on its own is one).
+CONFLICTING_DUPLICATE: Final = "conflicting_duplicate"
+DEAD_LETTER_REASONS: Final = (*REJECTION_REASONS, CONFLICTING_DUPLICATE)
 DEFAULT_RECYCLE_REASONS: Final = ("not_now", "nurture", "no_budget", "timing")
 
 ATTRIBUTION_MODELS: Final = ("first_touch", "last_touch", "linear", "w_shaped")

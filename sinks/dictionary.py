@@ -126,14 +126,17 @@ DICTIONARY: dict[str, TableDoc] = {
         },
     ),
     "dead_letters": TableDoc(
-        "one row per rejected Kafka record (topic, partition, offset)",
-        ("topic", "partition", "offset"),
+        "one row per rejected message (topic, partition, offset, payload_hash)",
+        ("topic", "partition", "offset", "payload_hash"),
         "Input the pipeline could not accept, with the reason (contract section 2). May hold"
         " personal data: leadership reads it, marketing and sales do not.",
         {
             "topic": "input topic of the record",
             "partition": "its partition",
             "offset": "its offset",
+            "payload_hash": "sha256 of the stored payload, in hex: the same message read again is"
+            " the same row, another message at a reused offset (a broker whose offsets started"
+            " again) is another row",
             "reason": "invalid_json, invalid_event, unknown_event_type, wrong_topic,"
             " unsupported_schema_version, timestamp_out_of_range or conflicting_duplicate",
             "error": "a readable sentence saying what is wrong",
@@ -151,6 +154,30 @@ DICTIONARY: dict[str, TableDoc] = {
             "currency": "three letters for won_revenue; '' when the goal counts every currency",
             "target": "the number to reach in the period",
             "updated_at": "when the goal was last set (UTC)",
+        },
+    ),
+    "lead_events": TableDoc(
+        "one row per accepted distinct event (event_id)",
+        ("event_id",),
+        "The event history both teams share: every accepted event, without personal data"
+        " (email, company and country stay in lead_contacts). Written in the same transaction as"
+        " the lead rows it produced; every derived table is a function of it (leadflow rebuild).",
+        {
+            "event_id": "the producer's unique event id",
+            "lead_id": "the lead the event belongs to",
+            "event_type": "lead.created, lead.touch, ... deal.lost",
+            "occurred_at": "event time (UTC)",
+            "source_system": "the producing tool, e.g. hubspot; null if not given",
+            "source": "lead.created's channel; null for other types",
+            "campaign_id": "the campaign of lead.created, lead.touch or lead.mql; else null",
+            "channel": "lead.touch's or lead.contacted's channel; else null",
+            "score": "lead.scored's or lead.mql's score; else null",
+            "owner_id": "the sales owner a sales event carries; else null",
+            "reason": "lead.rejected's or deal.lost's reason; else null",
+            "opportunity_id": "the opportunity of opportunity.created, deal.won or deal.lost",
+            "amount": "the amount of opportunity.created or deal.won, exact to the cent",
+            "currency": "three upper-case letters, with the amount",
+            "received_at": "when the pipeline wrote the event (UTC)",
         },
     ),
     "lead_contacts": TableDoc(

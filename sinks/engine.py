@@ -18,6 +18,9 @@ POOL_SIZE = 5
 MAX_OVERFLOW = 5
 POOL_TIMEOUT_S = 30
 PG_CONNECT_TIMEOUT_S = 10
+# A statement that runs longer is cancelled (and the write retried): no write, lock wait
+# included, hangs on a store that stopped answering.
+PG_STATEMENT_TIMEOUT_MS = 20_000
 # A connection whose peer vanished without a reset (a dead host, a dropped route) would hang
 # a write forever; libpq's keepalives and TCP user timeout turn that into an error to retry.
 PG_CONNECT_ARGS: dict[str, Any] = {
@@ -104,4 +107,5 @@ def _sqlite_on_begin(connection: Connection) -> None:
 def _postgres_on_connect(dbapi_connection: Any, _record: Any) -> None:
     with dbapi_connection.cursor() as cursor:
         cursor.execute("SET TIME ZONE 'UTC'")
+        cursor.execute(f"SET statement_timeout = {int(PG_STATEMENT_TIMEOUT_MS)}")
     dbapi_connection.commit()

@@ -33,6 +33,8 @@ def upgrade(database_url: str) -> None:
             conn = conn.execution_options(**{WRITE_OPTION: True})
             with conn.begin():
                 if conn.dialect.name == "postgresql":
+                    # A migration rewrites whole tables: no statement timeout for it.
+                    conn.execute(text("SET LOCAL statement_timeout = 0"))
                     lock = text("SELECT pg_advisory_xact_lock(:id)")
                     conn.execute(lock, {"id": MIGRATION_LOCK_ID})
                 config = alembic_config()

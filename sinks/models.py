@@ -119,16 +119,45 @@ class RevenueDaily(Base):
 
 
 class DeadLetterRow(Base):
-    """One rejected message, keyed by where it was read."""
+    """One rejected message, keyed by where it was read and what it held: the same message read
+    again is the same row, another message at a reused offset is another row."""
 
     __tablename__ = "dead_letters"
 
     topic: Mapped[str] = mapped_column(primary_key=True)
     partition: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
     offset: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    # sha256 of the stored payload, in hex.
+    payload_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     reason: Mapped[str] = mapped_column(String(64))
     error: Mapped[str] = mapped_column(Text)
     payload: Mapped[str] = mapped_column(Text)
+    received_at: Mapped[datetime]
+
+
+class LeadEvent(Base):
+    """One accepted distinct event: the information both teams sent, without personal data."""
+
+    __tablename__ = "lead_events"
+    __table_args__ = (
+        Index("ix_lead_events_lead_id_occurred_at", "lead_id", "occurred_at"),
+        Index("ix_lead_events_occurred_at", "occurred_at"),
+    )
+
+    event_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    lead_id: Mapped[str] = mapped_column(String(128))
+    event_type: Mapped[str] = mapped_column(String(32))
+    occurred_at: Mapped[datetime]
+    source_system: Mapped[str | None]
+    source: Mapped[str | None]
+    campaign_id: Mapped[str | None]
+    channel: Mapped[str | None]
+    score: Mapped[int | None]
+    owner_id: Mapped[str | None]
+    reason: Mapped[str | None]
+    opportunity_id: Mapped[str | None]
+    amount: Mapped[Decimal | None]
+    currency: Mapped[str | None] = mapped_column(String(3))
     received_at: Mapped[datetime]
 
 
@@ -191,6 +220,7 @@ FUNNEL: Table = FunnelDaily.__table__  # type: ignore[assignment]
 REVENUE: Table = RevenueDaily.__table__  # type: ignore[assignment]
 DEAD_LETTERS: Table = DeadLetterRow.__table__  # type: ignore[assignment]
 CONTACTS: Table = LeadContact.__table__  # type: ignore[assignment]
+EVENTS: Table = LeadEvent.__table__  # type: ignore[assignment]
 ATTRIBUTION: Table = Attribution.__table__  # type: ignore[assignment]
 GOALS: Table = SharedGoal.__table__  # type: ignore[assignment]
 FX_RATES: Table = FxRate.__table__  # type: ignore[assignment]

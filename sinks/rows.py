@@ -50,13 +50,17 @@ def insert_rows(
     upsert_key: Sequence[str] = (),
     only_if_newer: str | None = None,
     unchanged: Sequence[str] = (),
+    ignore_key: Sequence[str] = (),
+    or_equal: bool = False,
 ) -> None:
     """INSERT rows (dicts with every column of ``table``); with ``upsert_key``, replace on
     conflict, and with ``only_if_newer`` only when that column grows.
 
     ``unchanged`` names columns the caller knows equal the stored row's: left out of the update,
     the indexes on them are not rewritten (SQLite rewrites an index whenever an UPDATE assigns
-    one of its columns, even to the same value).
+    one of its columns, even to the same value). With ``ignore_key``, a row whose key is stored
+    already is left out (ON CONFLICT DO NOTHING). ``or_equal``: ``only_if_newer`` also replaces
+    a row whose column is equal.
     """
     if not rows:
         return
@@ -67,7 +71,10 @@ def insert_rows(
         updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in kept)
         sql += f" ON CONFLICT ({', '.join(upsert_key)}) DO UPDATE SET {updates}"
         if only_if_newer:
-            sql += f" WHERE {table.name}.{only_if_newer} < excluded.{only_if_newer}"
+            compare = "<=" if or_equal else "<"
+            sql += f" WHERE {table.name}.{only_if_newer} {compare} excluded.{only_if_newer}"
+    elif ignore_key:
+        sql += f" ON CONFLICT ({', '.join(ignore_key)}) DO NOTHING"
     convert = converter(conn)
     values = [tuple(convert(row[c]) for c in columns) for row in rows]
     conn.exec_driver_sql(sql, values)

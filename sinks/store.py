@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, Protocol
@@ -29,6 +30,7 @@ from leadflow.sinks.models import (
     ATTRIBUTION,
     CONTACTS,
     DEAD_LETTERS,
+    EVENTS,
     LIFECYCLE,
     SLA,
     TRANSITIONS,
@@ -66,7 +68,8 @@ class SqlSink:
         """Write one batch in one transaction.
 
         Returns the rows inserted or updated in lead_lifecycle, lead_stage_transitions,
-        handoff_sla and dead_letters (so replaying a batch returns 0).
+        handoff_sla and dead_letters (so replaying a batch returns 0). The snapshots' new
+        events go to lead_events in the same transaction; an event stored already is kept.
         """
         if not snapshots and not dead_letters:
             return 0
@@ -76,6 +79,7 @@ class SqlSink:
             with self.engine.connect() as conn:
                 conn = conn.execution_options(**{WRITE_OPTION: True})
                 with conn.begin():
+                    _write_events(conn, snapshots, now)
                     written = _write_snapshots(conn, snapshots, now) if snapshots else 0
                     return written + _write_dead_letters(conn, dead_letters)
         except SQLAlchemyError as error:
@@ -96,6 +100,9 @@ def _latest(snapshots: Iterable[LeadSnapshot]) -> dict[str, LeadSnapshot]:
         kept = latest.get(snap.lead_id)
         if kept is None or snap.version > kept.version:
             latest[snap.lead_id] = snap
+        elif snap.version == kept.version:  # the later one, restating what either restates
+            restated = sorted({*kept.restated, *snap.restated})
+            latest[snap.lead_id] = replace(snap, restated=restated)
     return latest
 
 
@@ -104,12 +111,22 @@ def _write_snapshots(conn: Connection, snapshots: Sequence[LeadSnapshot], now: d
         # Serialize writers: aggregate recomputes must see every other writer's committed rows.
         conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": AGGREGATE_LOCK_ID})
     latest = _latest(snapshots)
-    old = _read_old_lifecycles(conn, sorted(latest))
-    fresh = [
-        snap
-        for snap in latest.values()
-        if snap.lead_id not in old or old[snap.lead_id]["version"] < snap.version
-    ]
+    old = read_old_lifecycles(conn, sorted(latest))
+    fresh = [snap for snap in latest.values() if _replaces(snap, old.get(snap.lead_id))]
+    return replace_leads(conn, fresh, old, now)
+
+
+def replace_leads(
+    conn: Connection,
+    fresh: Sequence[LeadSnapshot],
+    old: dict[str, dict[str, Any]],
+    now: datetime,
+    *,
+    force: bool = False,
+) -> int:
+    """Make the rows of each lead of ``fresh`` (one snapshot per lead) its snapshot's, and move
+    the aggregates by the difference; ``old``: their stored lifecycle rows
+    (:func:`read_old_lifecycles`). ``force``: whatever the stored version."""
     if not fresh:
         return 0
     ids = sorted(s.lead_id for s in fresh)
@@ -124,18 +141,29 @@ def _write_snapshots(conn: Connection, snapshots: Sequence[LeadSnapshot], now: d
             )
         )
         _add_revenue(revenue, life, +1)
-    written = _replace_lead_rows(conn, fresh, old, stored, now)
+    written = _replace_lead_rows(conn, fresh, old, stored, now, force)
     apply_funnel_delta(conn, funnel)
     apply_revenue_delta(conn, revenue)
     return written
 
 
-def _read_old_lifecycles(conn: Connection, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+def _replaces(snap: LeadSnapshot, stored: dict[str, Any] | None) -> bool:
+    """Whether ``snap`` replaces the stored lead: a higher version, or the same version with a
+    restated event (a winning copy keeps the event count, hence the version)."""
+    if stored is None:
+        return True
+    return stored["version"] < snap.version or (
+        bool(snap.restated) and stored["version"] == snap.version
+    )
+
+
+def read_old_lifecycles(conn: Connection, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
     c = LIFECYCLE.c
     columns = (
         c.lead_id,
         c.version,
         c.stage,
+        c.sla_status,
         c.source,
         c.campaign_id,
         c.won_at,
@@ -204,10 +232,16 @@ def _replace_lead_rows(
     old: dict[str, dict[str, Any]],
     stored: dict[str, set[Transition]],
     now: datetime,
+    force: bool,
 ) -> int:
     """Make each lead's rows exactly its snapshot's, touching only the rows that changed."""
     rows = [{**snap.lifecycle, "updated_at": now} for snap in fresh]
-    _write_lifecycles(conn, rows, old)
+    if force:
+        _write_lifecycles(conn, rows, old, None)
+    else:
+        restating = {snap.lead_id for snap in fresh if snap.restated}
+        _write_lifecycles(conn, [r for r in rows if r["lead_id"] not in restating], old, "<")
+        _write_lifecycles(conn, [r for r in rows if r["lead_id"] in restating], old, "<=")
     gone: list[tuple[Any, ...]] = []
     added: list[dict[str, Any]] = []
     for snap in fresh:
@@ -236,11 +270,15 @@ _INDEXED = ("stage", "won_at")
 
 
 def _write_lifecycles(
-    conn: Connection, rows: Sequence[dict[str, Any]], old: dict[str, dict[str, Any]]
+    conn: Connection,
+    rows: Sequence[dict[str, Any]],
+    old: dict[str, dict[str, Any]],
+    newer: str | None,
 ) -> None:
     """Upsert the lifecycle rows; where the indexed columns keep their stored values, leave
     them out of the update so that a batch touching leads all over a big table dirties one
-    page per lead, not two."""
+    page per lead, not two. ``newer``: the stored version must be ``<`` or ``<=`` the row's
+    (None: any version)."""
     same: list[dict[str, Any]] = []
     moved: list[dict[str, Any]] = []
     for row in rows:
@@ -253,8 +291,9 @@ def _write_lifecycles(
             LIFECYCLE,
             part,
             upsert_key=("lead_id",),
-            only_if_newer="version",
+            only_if_newer=None if newer is None else "version",
             unchanged=unchanged,
+            or_equal=newer == "<=",
         )
 
 
@@ -279,11 +318,37 @@ def _replace_sla(conn: Connection, fresh: Sequence[LeadSnapshot]) -> int:
     return len(changed) + len(gone)
 
 
+def _write_events(conn: Connection, snapshots: Sequence[LeadSnapshot], now: datetime) -> None:
+    """Insert every snapshot's new events (of any version: a stale snapshot's events are still
+    accepted events); an ``event_id`` stored already keeps its row unless the snapshot
+    restates it (the winning copy of a conflicting duplicate replaces the losing one)."""
+    added: list[dict[str, Any]] = []
+    restated: dict[str, dict[str, Any]] = {}
+    for snap in snapshots:
+        names = set(snap.restated)
+        for row in snap.events:
+            if row["event_id"] in names:
+                restated[row["event_id"]] = {**row, "received_at": now}
+            else:
+                added.append({**row, "received_at": now})
+    insert_rows(conn, EVENTS, added, ignore_key=("event_id",))
+    insert_rows(conn, EVENTS, list(restated.values()), upsert_key=("event_id",))
+
+
+def payload_hash(payload: str) -> str:
+    """The dead-letter key's last part: sha256 of the stored payload, in hex."""
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+_DEAD_LETTER_KEY = ("topic", "partition", "offset", "payload_hash")
+
+
 def _write_dead_letters(conn: Connection, dead_letters: Sequence[DeadLetter]) -> int:
     if not dead_letters:
         return 0
     stmt = upsert(conn, DEAD_LETTERS).on_conflict_do_nothing(
-        index_elements=[DEAD_LETTERS.c.topic, DEAD_LETTERS.c.partition, DEAD_LETTERS.c.offset]
+        index_elements=[DEAD_LETTERS.c[name] for name in _DEAD_LETTER_KEY]
     )
-    result = conn.execute(stmt.returning(DEAD_LETTERS.c.topic), [asdict(d) for d in dead_letters])
+    rows = [{**asdict(d), "payload_hash": payload_hash(d.payload)} for d in dead_letters]
+    result = conn.execute(stmt.returning(DEAD_LETTERS.c.topic), rows)
     return len(result.all())

@@ -46,12 +46,14 @@ COUNTERS = {
     "leadflow_sink_rows_total",
     "leadflow_sink_errors_total",
     "leadflow_won_amount_total",
+    "leadflow_recovered_leads_total",
 }
 GAUGES = {
     "leadflow_leads",
     "leadflow_sla_pending",
     "leadflow_orphan_leads",
     "leadflow_goal_progress_ratio",
+    "leadflow_sink_oldest_unwritten_batch_seconds",
 }
 HISTOGRAMS = {
     "leadflow_speed_to_lead_seconds",
@@ -425,6 +427,7 @@ def test_alerts_are_complete() -> None:
         "leadflow_dead_letters_total",
         "leadflow_event_lag_seconds_bucket",
         "leadflow_sink_errors_total",
+        "leadflow_sink_oldest_unwritten_batch_seconds",
         "up{",
         "absent(up",
     ):

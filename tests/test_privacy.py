@@ -13,7 +13,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ProgrammingError
 from sqlalchemy.pool import NullPool
 
-from leadflow.agents.fold import fold
+from leadflow.agents.batch import fold_batch
 from leadflow.sinks import SqlSink, make_engine, upgrade
 from tests.support.golden import config_of, facts_of, load_scenarios
 from tests.support.queries import table_rows
@@ -27,17 +27,27 @@ SHARED = (
     "funnel_daily",
     "revenue_daily",
     "shared_goals",
+    "lead_events",
 )
 PERSONAL = ("lead_contacts", "dead_letters")
 PII = ("ana@example.com", "Acme")  # scenario 01's lead.created
+DEAD_LETTER = (
+    'INSERT INTO dead_letters (topic, partition, "offset", payload_hash, reason, error, payload, '
+    "received_at) VALUES ('t', 0, 1, 'h', 'invalid_json', 'e', 'p', :t)"
+)
 
 
 def write_scenarios(url: str) -> None:
     engine = make_engine(url)
     try:
-        SqlSink(engine).write_batch(
-            [fold(s.lead_id, facts_of(s), config_of(s), s.now) for s in SCENARIOS], [], NOW
-        )
+        snapshots = [
+            update.snapshot
+            for s in SCENARIOS
+            for update in fold_batch(
+                [(s.lead_id, fact) for fact in facts_of(s)], {}.get, config_of(s), s.now
+            ).updates
+        ]
+        SqlSink(engine).write_batch(snapshots, [], NOW)
     finally:
         engine.dispose()
 
@@ -123,5 +133,12 @@ def test_the_writer_writes_what_the_worker_needs_and_no_more(role_store: str) ->
         assert not can(engine, "DROP TABLE lead_lifecycle")
         assert not can(engine, "CREATE TABLE intruder (x int)")
         assert not can(engine, "DELETE FROM shared_goals")
+        assert can(engine, DEAD_LETTER, {"t": NOW})
+        assert not can(engine, "UPDATE dead_letters SET reason = 'invalid_event'")
+        assert not can(engine, "DELETE FROM dead_letters")
+        assert not can(engine, "DELETE FROM lead_contacts")
+        assert can(engine, "UPDATE lead_contacts SET updated_at = :t", {"t": NOW})
+        assert can(engine, "SELECT * FROM lead_events")
+        assert not can(engine, "DELETE FROM lead_events")
     finally:
         engine.dispose()

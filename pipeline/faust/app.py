@@ -19,6 +19,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from leadflow.agents.batch import Limits
+from leadflow.agents.history import StoreHistory
 from leadflow.agents.metrics import Metrics
 from leadflow.agents.ports import Record, Send, SendMany
 from leadflow.agents.processor import LeadProcessor
@@ -34,6 +35,9 @@ from leadflow.sinks.store import Sink
 log = logging.getLogger("leadflow")
 # aiohttp refuses a charset inside content_type; the exposition format is UTF-8 anyway.
 METRICS_CONTENT_TYPE = "text/plain; version=0.0.4"
+# /health answers 503 once a batch has waited this long for the store (a store that stopped
+# answering; the statement timeout of sinks/engine.py makes each attempt give up sooner).
+STORE_STALLED_SECONDS = 30.0
 
 
 @dataclass
@@ -114,7 +118,7 @@ def create_app(
     setup_prometheus_sensors(
         app, pattern="/metrics/faust", registry=metrics.registry, name_prefix="faust"
     )
-    app.processor = _processor(app, settings, names, sink, partition_counts, metrics)
+    app.processor = _processor(app, settings, names, sink, partition_counts, metrics, store)
     app.lanes = Lanes()
     _add_agents(app, settings, names)
     _add_rebalance_hooks(app, names)
@@ -135,6 +139,7 @@ def _processor(
     sink: Sink,
     partition_counts: dict[str, int],
     metrics: Metrics,
+    store: Engine | None,
 ) -> LeadProcessor:
     table = app.Table(
         STATE_TABLE,
@@ -159,6 +164,7 @@ def _processor(
         flush=app.producer.flush,
         retry_max_seconds=settings.store_retry_max_seconds,
         limits=Limits(max_events=settings.max_events_per_lead),
+        history=None if store is None else StoreHistory(store),
     )
 
 
@@ -246,6 +252,7 @@ def _batch_agent(
 
 def _add_rebalance_hooks(app: LeadflowApp, names: TopicNames) -> None:
     processor, state = app.processor, app.leadflow
+    on_fatal = _stop_on_fatal(state)
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def _revoked(sender: Any, *args: Any, **kwargs: Any) -> None:
@@ -256,7 +263,13 @@ def _add_rebalance_hooks(app: LeadflowApp, names: TopicNames) -> None:
         await _prime_producer(app, names)
         owned = {tp.partition for tp in app.consumer.assignment() if tp.topic == names.rekeyed}
         processor.rebuild_owned(owned)
+        # Batches wait for the recovery (a store that does not answer holds them, not this).
+        processor.start_recovery(owned).add_done_callback(recovered)
         state.ready = True
+
+    def recovered(task: asyncio.Task[int]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            on_fatal(f"refolding leads from lead_events failed: {task.exception()!r}")
 
 
 def _add_sla_clock(app: LeadflowApp, settings: Settings) -> None:
@@ -269,13 +282,21 @@ def _add_sla_clock(app: LeadflowApp, settings: Settings) -> None:
 
 
 def _add_pages(app: LeadflowApp, metrics: Metrics) -> None:
-    state = app.leadflow
+    state, processor = app.leadflow, app.processor
 
     @app.page("/health")
     async def health(web: Any, request: Any) -> Any:
-        status = 200 if state.ready and state.fatal is None else 503
-        body = {"ready": state.ready, "fatal": state.fatal, "batches": state.batches}
-        return web.json(body, status=status)
+        waited = processor.oldest_unwritten_seconds()
+        store = "stalled" if waited > STORE_STALLED_SECONDS else "ok"
+        healthy = state.ready and state.fatal is None and store == "ok"
+        body = {
+            "ready": state.ready,
+            "fatal": state.fatal,
+            "batches": state.batches,
+            "recovering": processor.recovering,
+            "store": {"state": store, "oldest_unwritten_batch_seconds": round(waited, 3)},
+        }
+        return web.json(body, status=200 if healthy else 503)
 
     @app.page("/metrics")
     async def metrics_page(web: Any, request: Any) -> Any:

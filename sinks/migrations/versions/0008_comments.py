@@ -5,7 +5,7 @@ The comments state each table's grain and key and each column's meaning, as in
 docs/data-dictionary.md; SQLite has no comments.
 
 Revision ID: 0008
-Revises: 0006
+Revises: 0007
 Create Date: 2026-12-04
 """
 
@@ -20,7 +20,7 @@ from sqlalchemy import inspect
 from leadflow.sinks.dictionary import DICTIONARY, comment_statements
 
 revision: str = "0008"
-down_revision: str | None = "0006"
+down_revision: str | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

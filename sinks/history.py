@@ -1,0 +1,49 @@
+"""Reading the event history back: stored lead versions and lead_events rows (section 7)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+from sqlalchemy import Connection, select
+
+from leadflow.sinks.models import CONTACTS, EVENTS, LIFECYCLE
+
+CHUNK = 500
+
+
+def stored_versions(conn: Connection, keep: Callable[[str], bool]) -> dict[str, int]:
+    """The stored ``version`` of every lead that ``keep`` accepts (one pass over the table)."""
+    c = LIFECYCLE.c
+    found: dict[str, int] = {}
+    result = conn.execution_options(stream_results=True, yield_per=10_000).execute(
+        select(c.lead_id, c.version)
+    )
+    for lead_id, version in result:
+        if keep(lead_id):
+            found[lead_id] = version
+    return found
+
+
+def events_of(conn: Connection, lead_ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
+    """The lead_events rows of each lead (those with none are left out)."""
+    rows: dict[str, list[dict[str, Any]]] = {}
+    for chunk in _chunks(lead_ids):
+        for row in conn.execute(select(EVENTS).where(EVENTS.c.lead_id.in_(chunk))).mappings():
+            rows.setdefault(row["lead_id"], []).append(dict(row))
+    return rows
+
+
+def contacts_of(conn: Connection, lead_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """The lead_contacts row of each lead that has one."""
+    found: dict[str, dict[str, Any]] = {}
+    for chunk in _chunks(lead_ids):
+        query = select(CONTACTS).where(CONTACTS.c.lead_id.in_(chunk))
+        for row in conn.execute(query).mappings():
+            found[row["lead_id"]] = dict(row)
+    return found
+
+
+def _chunks(items: Sequence[str]) -> Iterator[Sequence[str]]:
+    for start in range(0, len(items), CHUNK):
+        yield items[start : start + CHUNK]
