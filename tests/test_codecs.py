@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import struct
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,6 +27,7 @@ from leadflow.schemas.errors import SettingsError
 from leadflow.sinks import make_engine
 from tests.support.faults import assert_store_equals, expected_of, wait_store
 from tests.support.fixtures import WorkerFactory, settings_for
+from tests.support.kafka_batches import batch_codecs
 from tests.support.queries import table_rows
 from tests.support.traffic import bootstrap, kinds, raw, sim
 
@@ -68,46 +68,6 @@ def publish_confluent(servers: str, codec: str, messages: list[SimMessage]) -> N
         producer.poll(0)
     assert producer.flush(60) == 0, "confluent-kafka did not deliver everything in 60 s"
     assert not failures, f"confluent-kafka delivery failed: {failures[:3]}"
-
-
-def batch_codecs(servers: str, topic: str, timeout: float = 20.0) -> set[int]:
-    """The codec id of every record batch in ``topic``, read from the beginning."""
-    seen: set[int] = set()
-    decoding.install()
-    original = decoding.GuardedRecords.next_batch
-
-    def spy(self: decoding.GuardedRecords) -> decoding.GuardedBatch | None:
-        batch = original(self)
-        if batch is not None:
-            seen.add(int(batch.compression_type))
-        return batch
-
-    decoding.GuardedRecords.next_batch = spy  # type: ignore[method-assign]
-    try:
-        asyncio.run(_read_all(servers, topic, timeout))
-    finally:
-        decoding.GuardedRecords.next_batch = original  # type: ignore[method-assign]
-    return seen
-
-
-async def _read_all(servers: str, topic: str, timeout: float) -> int:
-    from aiokafka import AIOKafkaConsumer
-
-    consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=servers, auto_offset_reset="earliest", group_id=None
-    )
-    await consumer.start()
-    count = idle = 0
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline and idle < 2:
-            fetched = await consumer.getmany(timeout_ms=500)
-            got = sum(len(records) for records in fetched.values())
-            count += got
-            idle = idle + 1 if got == 0 and count else 0
-    finally:
-        await consumer.stop()
-    return count
 
 
 def assert_codecs(broker: EmbeddedBroker, codec: str) -> None:

@@ -27,7 +27,8 @@ from tests.support.ingest import (
     json_lines,
     topic_values,
 )
-from tests.support.traffic import kinds, sim
+from tests.support.kafka_batches import batch_codecs
+from tests.support.traffic import bootstrap, kinds, sim
 
 pytestmark = [pytest.mark.broker, pytest.mark.timeout(240)]
 
@@ -252,3 +253,15 @@ def test_gzip_json_lines_round_trip(broker: EmbeddedBroker, start_ingest: Ingest
     answer = ingest.post_events(SECRETS["ops"], body, "application/jsonl", gzipped=True)
     assert answer.status == 200 and answer.body == {"accepted": 3, "refused": []}
     assert len(topic_values(broker, INPUTS, 8)) == 3
+
+
+def test_ingest_publishes_in_the_configured_codec(
+    broker: EmbeddedBroker, start_ingest: IngestFactory
+) -> None:
+    ingest = start_ingest(LEADFLOW_COMPRESSION="zstd")
+    body = json_lines(encoded(*(event(n) for n in range(50))))
+    answer = ingest.post_events(SECRETS["ops"], body, "application/jsonl")
+    assert answer.status == 200 and answer.body == {"accepted": 50, "refused": []}
+    # zstd, or plain where compressing a batch would not shrink it, and no other codec
+    assert batch_codecs(bootstrap(broker), "marketing-leads") <= {0, 4}
+    assert 4 in batch_codecs(bootstrap(broker), "marketing-leads")

@@ -74,6 +74,7 @@ class IngestProducer:
             bootstrap_servers=self.settings.bootstrap_servers,
             client_id=f"{self.settings.app_id}-ingest",
             acks="all",
+            compression_type=self.settings.compression_type,
             linger_ms=2,
             max_request_size=_MESSAGE_BYTES,
             request_timeout_ms=int(self.settings.ingest_publish_timeout * 1000),
