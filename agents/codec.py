@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 
-from leadflow.agents.facts import Fact, from_micros, to_decimal
+from leadflow.agents.facts import Fact, event_document, from_micros, to_decimal
 from leadflow.agents.fold import Header
 from leadflow.schemas.records import LeadSnapshot
 from leadflow.schemas.vocabulary import EVENT_TYPES
@@ -108,18 +108,7 @@ _EVENT_FIELDS = Fact._fields[3:]
 def event_payload(lead_id: str, fact: Fact) -> bytes:
     """An accepted event written back as event JSON (the fields the fold keeps), for a dead
     letter of a forwarded event whose original message is on another partition."""
-    document: dict[str, Any] = {
-        "event_id": fact.event_id,
-        "event_type": EVENT_TYPES[fact.rank],
-        "lead_id": lead_id,
-        "occurred_at": from_micros(fact.ts),
-    }
-    document.update(
-        (name, value)
-        for name, value in zip(_EVENT_FIELDS, fact[3:], strict=True)
-        if value is not None
-    )
-    return orjson.dumps(document, option=orjson.OPT_UTC_Z)
+    return orjson.dumps(event_document(lead_id, fact), option=orjson.OPT_UTC_Z)
 
 
 # The fields of a fact that lead_events keeps: all but the personal data of lead.created.

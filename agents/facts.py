@@ -65,10 +65,8 @@ class Fact(NamedTuple):
         )
 
 
-def canonical(lead_id: str, fact: Fact) -> bytes:
-    """The event's canonical JSON (keys sorted, no spaces, absent and null fields left out,
-    ``occurred_at`` in UTC, ``amount`` with two decimals): two copies of one ``event_id`` are
-    the same event when theirs are equal; else the smaller one wins."""
+def event_document(lead_id: str, fact: Fact) -> dict[str, object]:
+    """The event as a JSON object: the fields the fold keeps, absent and null ones left out."""
     document: dict[str, object] = {
         "event_id": fact.event_id,
         "event_type": EVENT_TYPES[fact.rank],
@@ -80,6 +78,14 @@ def canonical(lead_id: str, fact: Fact) -> bytes:
         for name, value in zip(Fact._fields[3:], fact[3:], strict=True)
         if value is not None
     )
+    return document
+
+
+def canonical(lead_id: str, fact: Fact) -> bytes:
+    """The event's canonical JSON (keys sorted, no spaces, absent and null fields left out,
+    ``occurred_at`` in UTC, ``amount`` with two decimals): two copies of one ``event_id`` are
+    the same event when theirs are equal; else the smaller one wins."""
+    document = event_document(lead_id, fact)
     if fact.amount is not None:  # one decimal, one text: "10.5" and "10.50" are one amount
         document["amount"] = str(Decimal(fact.amount).quantize(CENT))
     return orjson.dumps(document, option=orjson.OPT_SORT_KEYS | orjson.OPT_UTC_Z)
