@@ -90,31 +90,42 @@ class Spy:
 
 _FRAME = re.compile(r"^(?P<func>.*?) \((?P<file>[^()]*?)(?::(?P<line>\d+))?\)$")
 
+# Leaf frames where a thread waits rather than computes (py-spy with --nonblocking counts
+# them as active): left out of the shares.
+WAITS: list[tuple[str, str]] = [
+    (r"selectors\.py", r"select$"),
+    (r"psycopg/connection\.py", r"wait$"),
+    (r"multiprocessing/connection\.py", r"^(_recv|_recv_bytes|poll|_poll|wait)$"),
+    (r"threading\.py", r"wait$"),
+    (r"queue\.py", r"get$"),
+    (r"concurrent/futures", r"(result|wait)$"),
+]
+
 # (part, file pattern, function pattern or None), tried from the leaf frame to the root; the
-# first frame that matches one decides. Generic frames (the standard library's plumbing)
-# match none and are skipped.
+# first frame that matches one decides. Generic frames (the standard library's plumbing,
+# leadflow's small helpers such as to_micros) match none and are skipped, so their time goes
+# to their caller's part.
 RULES: list[tuple[str, str, str | None]] = [
-    ("encoding: state", r"agents/codec\.py", r"^(encode_state|encode_row|_row)$"),
-    (
-        "encoding: snapshot JSON",
-        r"agents/codec\.py",
-        r"^(encode_snapshot|snapshot_document|_default)$",
-    ),
+    ("encoding: state (table value)", r"agents/codec\.py", r"^(encode_state|encode_row|_row)$"),
+    ("encoding: snapshot JSON", r"agents/codec\.py", r"(encode_snapshot|snapshot_document)$"),
+    ("encoding: snapshot JSON", r"agents/codec\.py", r"^_default$"),
     ("encoding: forwarded fact", r"agents/codec\.py", r"^encode_fact$"),
     ("decode: state, forwarded facts", r"agents/codec\.py", None),
     (
-        "validation + input JSON (pydantic)",
+        "validation + input JSON (pydantic, classify)",
         r"(schemas/classify\.py|schemas/events\.py|pydantic)",
         None,
     ),
-    ("fact from event", r"agents/facts\.py", r"^from_event$"),
+    ("fact from event", r"agents/facts\.py", r"from_event$"),
     ("snapshot rows", r"(agents/attribution\.py|agents/sla/)", None),
     (
         "snapshot rows",
         r"agents/fold\.py",
-        r"^(snapshot|_sla_rows|_sla_row|_wall_clock_status|_status_letter|header_of)$",
+        r"(snapshot|_sla_rows|_sla_row|_wall_clock_status|_status_letter|header_of)$",
     ),
-    ("fold", r"(agents/fold\.py|agents/batch\.py|agents/facts\.py)", None),
+    ("fold", r"agents/fold\.py", None),
+    ("fold", r"agents/batch\.py", r"(fold_batch|_admit|_without|_shrink|refresh|take|put)$"),
+    ("snapshot rows", r"agents/batch\.py", r"_update$"),
     (
         "metrics, gauges, SLA index",
         r"(prometheus_client|agents/metrics\.py|agents/owned\.py)",
@@ -123,7 +134,7 @@ RULES: list[tuple[str, str, str | None]] = [
     (
         "metrics, gauges, SLA index",
         r"agents/processor\.py",
-        r"^(_count_changes|_observe_lag|refresh_gauges)$",
+        r"(_count_changes|_observe_lag|refresh_gauges)$",
     ),
     ("partitioning (murmur2)", r"agents/partitioning\.py", None),
     (
@@ -131,42 +142,57 @@ RULES: list[tuple[str, str, str | None]] = [
         r"(sinks/process\.py|sinks/writer\.py|multiprocessing/|pickle|copyreg|schemas/records\.py)",
         None,
     ),
-    (
-        "Kafka client (aiokafka, record batches)",
-        r"(aiokafka|kafka/|record_batches\.py|confluent_kafka)",
-        None,
-    ),
+    ("Kafka client (aiokafka, record batches)", r"(aiokafka|kafka/|record_batches\.py)", None),
     (
         "Faust plumbing (mode, lanes, agents, commits)",
         r"(faust/|/mode/|pipeline/faust/|agents/stream\.py|venusian|yarl|aiohttp)",
         None,
     ),
     ("processor (batch loop, dead letters)", r"(agents/processor\.py|schemas/)", None),
+    ("SQL: aggregates (funnel, revenue)", r"sinks/aggregates\.py", None),
     (
-        "SQL: leadflow sink (Python)",
-        r"(sinks/store\.py|sinks/rows\.py|sinks/aggregates\.py|sinks/engine\.py)",
+        "SQL: rows, reads, diffs (leadflow sink)",
+        r"(sinks/store\.py|sinks/rows\.py|sinks/engine\.py|sinks/types\.py)",
         None,
     ),
-    ("SQL: SQLAlchemy", r"sqlalchemy", None),
-    ("SQL: driver (psycopg, sqlite3)", r"(psycopg|sqlite3)", None),
+    (
+        "SQL: driver + database (executemany, commit, fetch)",
+        r"sqlalchemy/engine/(default|cursor)\.py",
+        r"(do_executemany|do_execute|do_commit|do_rollback|fetchone|fetchall|fetchmany|_fetchall_impl|_fetchone_impl)$",
+    ),
+    ("SQL: SQLAlchemy (compile, params, results)", r"sqlalchemy", None),
+    ("SQL: driver + database (executemany, commit, fetch)", r"(psycopg|sqlite3)", None),
     ("Quix Streams", r"quixstreams", None),
+    ("confluent-kafka (librdkafka calls)", r"confluent_kafka", None),
     ("logging", r"logging/", None),
 ]
 _COMPILED = [
     (part, re.compile(files), re.compile(funcs) if funcs else None) for part, files, funcs in RULES
 ]
+_WAITS = [(re.compile(files), re.compile(funcs)) for files, funcs in WAITS]
 EVENT_LOOP = "event loop, threads (stdlib only)"
+WAITING = "waiting (left out)"
+SENSORS = "Faust sensors (per-message monitor, Prometheus)"
+
+
+def _frames(stack: str) -> list[tuple[str, str]]:
+    frames = []
+    for frame in stack.split(";"):
+        match = _FRAME.match(frame)
+        if match is not None and not frame.startswith(("thread ", "process ")):
+            frames.append((match["file"], match["func"]))
+    return frames
 
 
 def part_of(stack: str) -> str:
-    frames = [f for f in stack.split(";") if f]
-    if frames and frames[0].startswith(("thread ", "process ")):
-        frames = frames[1:]
-    for frame in reversed(frames):
-        match = _FRAME.match(frame)
-        if match is None:
-            continue
-        file, func = match["file"], match["func"]
+    frames = _frames(stack)
+    if frames:
+        file, func = frames[-1]
+        if any(files.search(file) and funcs.search(func) for files, funcs in _WAITS):
+            return WAITING
+    if any("faust/sensors/" in file for file, _ in frames):
+        return SENSORS  # Faust's monitor, called per message, with its Prometheus counters
+    for file, func in reversed(frames):
         for part, files, funcs in _COMPILED:
             if files.search(file) and (funcs is None or funcs.search(func)):
                 return part
@@ -187,6 +213,7 @@ def summarize(path: Path, cpu_us: float | None) -> dict[str, Any]:
     parts: Counter[str] = Counter()
     for stack, count in read_raw(path).items():
         parts[part_of(stack)] += count
+    waiting = parts.pop(WAITING, 0)
     total = sum(parts.values())
     rows = []
     for part, count in parts.most_common():
@@ -199,7 +226,13 @@ def summarize(path: Path, cpu_us: float | None) -> dict[str, Any]:
                 "us_per_event": None if cpu_us is None else round(share * cpu_us, 1),
             }
         )
-    return {"file": str(path), "samples": total, "cpu_us_per_event": cpu_us, "parts": rows}
+    return {
+        "file": str(path),
+        "samples": total,
+        "waiting_samples": waiting,
+        "cpu_us_per_event": cpu_us,
+        "parts": rows,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -222,7 +255,10 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(out, indent=1))
         return 0
     for body in out:
-        print(f"{body['file']}: {body['samples']} samples, {body['cpu_us_per_event']} µs/event")
+        print(
+            f"{body['file']}: {body['samples']} samples ({body['waiting_samples']} waiting, "
+            f"left out), {body['cpu_us_per_event']} µs/event"
+        )
         for row in body["parts"]:
             us = "" if row["us_per_event"] is None else f"{row['us_per_event']:7.1f} µs"
             print(f"  {row['share'] * 100:5.1f}%  {us}  {row['part']}")

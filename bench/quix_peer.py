@@ -143,7 +143,7 @@ def build(args: argparse.Namespace) -> Application:
     def is_letter(value: Any) -> bool:
         return isinstance(value, DeadLetter)
 
-    def fold(value: list[Any], state: State) -> LeadSnapshot | None:
+    def fold(value: list[Any], state: State[Any, Any]) -> LeadSnapshot | None:
         lead_id, fact = value[0], Fact(*value[1:])
         raw = state.get(STATE_KEY)
         result = fold_batch([(lead_id, fact)], lambda _: raw, config, utcnow())
