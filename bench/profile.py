@@ -142,7 +142,12 @@ RULES: list[tuple[str, str, str | None]] = [
         r"(sinks/process\.py|sinks/writer\.py|multiprocessing/|pickle|copyreg|schemas/records\.py)",
         None,
     ),
-    ("Kafka client (aiokafka, record batches)", r"(aiokafka|kafka/|record_batches\.py)", None),
+    # quixstreams/kafka/ wraps confluent-kafka: librdkafka's produce and consume calls.
+    (
+        "Kafka client (aiokafka, record batches; confluent-kafka)",
+        r"(aiokafka|kafka/|record_batches\.py|confluent_kafka)",
+        None,
+    ),
     (
         "Faust plumbing (mode, lanes, agents, commits)",
         r"(faust/|/mode/|pipeline/faust/|agents/stream\.py|venusian|yarl|aiohttp)",
@@ -163,7 +168,6 @@ RULES: list[tuple[str, str, str | None]] = [
     ("SQL: SQLAlchemy (compile, params, results)", r"sqlalchemy", None),
     ("SQL: driver + database (executemany, commit, fetch)", r"(psycopg|sqlite3)", None),
     ("Quix Streams", r"quixstreams", None),
-    ("confluent-kafka (librdkafka calls)", r"confluent_kafka", None),
     ("logging", r"logging/", None),
 ]
 _COMPILED = [
