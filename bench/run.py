@@ -1,8 +1,9 @@
 """`make bench`: leadflow against its peers, one embedded broker, five to ten minutes.
 
 Run from the repository root: ``python -m bench.run`` (``--quick`` for a smoke run of about two
-minutes, ``--profile`` to record a py-spy flame graph of the worker during the SQLite
-throughput phase, ``--no-postgres`` to skip PostgreSQL).
+minutes, ``--profile`` to record py-spy raw stacks of each worker and its store writer during
+the throughput phases, ``--no-postgres`` to skip PostgreSQL, ``--peer-rounds N`` to alternate N
+rounds of leadflow on PostgreSQL and the Quix Streams peer).
 
 Phases (each with its own timeout, every process started and stopped by PID):
 
@@ -11,7 +12,10 @@ Phases (each with its own timeout, every process started and stopped by PID):
              also the same through leadflow's batch lanes (bench/peers.py lanes)
 3. naive     one Faust agent, per event a table write and a send (bench/peers.py naive)
 4. leadflow  the real worker over the same topics, until the store holds every row;
-             on SQLite and on PostgreSQL (a fresh schema, dropped afterwards)
+             on SQLite and on PostgreSQL (a fresh schema, dropped afterwards), with the
+             CPU per event of the worker and its store writer
+   quix      the Quix Streams peer (bench/quix_peer.py) on the same input into PostgreSQL,
+             its rows checked against leadflow's
 5. latency   1,000 events/s for 60 s; publish -> row visible in the store, p50/p99
 6. state     worker RSS per 100,000 leads in state; throughput with few vs many leads
 7. ingest    events/s through `leadflow ingest` at 200 events a request, request p99
