@@ -95,7 +95,17 @@ class Children:
 # -- broker helpers ----------------------------------------------------------------------------
 
 
-def create_topics(bootstrap: str, names: Iterable[str], compact: Iterable[str] = ()) -> None:
+# Kafka's default retention, set explicitly: Tansu describes a topic created without it with
+# no retention.ms, and Quix Streams derives its internal topics' configs from it.
+RETENTION = {"retention.ms": "604800000"}
+
+
+def create_topics(
+    bootstrap: str,
+    names: Iterable[str],
+    compact: Iterable[str] = (),
+    configs: dict[str, str] | None = None,
+) -> None:
     """Create topics with PARTITIONS partitions before any client asks for their metadata."""
     from kafka.admin import KafkaAdminClient, NewTopic
     from kafka.errors import TopicAlreadyExistsError
@@ -107,9 +117,11 @@ def create_topics(bootstrap: str, names: Iterable[str], compact: Iterable[str] =
         for name in [*names, *compacted]:
             if name in existing:
                 continue
-            configs = {"cleanup.policy": "compact"} if name in compacted else {}
+            extra = {**(configs or {})}
+            if name in compacted:
+                extra["cleanup.policy"] = "compact"
             with contextlib.suppress(TopicAlreadyExistsError):
-                admin.create_topics([NewTopic(name, PARTITIONS, 1, topic_configs=configs)])
+                admin.create_topics([NewTopic(name, PARTITIONS, 1, topic_configs=extra)])
             existing.add(name)
     finally:
         admin.close()
@@ -212,6 +224,14 @@ class Store:
             lead: count
             for lead, count in self.query("SELECT lead_id, event_count FROM lead_lifecycle")
         }
+
+    def lifecycle_rows(self) -> dict[str, tuple[Any, ...]]:
+        """Every ``lead_lifecycle`` row but its ``updated_at``, by lead."""
+        from leadflow.sinks.models import LIFECYCLE
+
+        columns = [c.name for c in LIFECYCLE.columns if c.name != "updated_at"]
+        rows = self.query(f"SELECT {', '.join(columns)} FROM lead_lifecycle")
+        return {row[0]: tuple(row) for row in rows}
 
     def reader(self) -> Store:
         """A second connection to the same store (for another thread); it never drops anything."""

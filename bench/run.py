@@ -1,8 +1,9 @@
 """`make bench`: leadflow against its peers, one embedded broker, five to ten minutes.
 
 Run from the repository root: ``python -m bench.run`` (``--quick`` for a smoke run of about two
-minutes, ``--profile`` to record a py-spy flame graph of the worker during the SQLite
-throughput phase, ``--no-postgres`` to skip PostgreSQL).
+minutes, ``--profile`` to record py-spy raw stacks of each worker and its store writer during
+the throughput phases, ``--no-postgres`` to skip PostgreSQL, ``--peer-rounds N`` to alternate N
+rounds of leadflow on PostgreSQL and the Quix Streams peer).
 
 Phases (each with its own timeout, every process started and stopped by PID):
 
@@ -11,7 +12,10 @@ Phases (each with its own timeout, every process started and stopped by PID):
              also the same through leadflow's batch lanes (bench/peers.py lanes)
 3. naive     one Faust agent, per event a table write and a send (bench/peers.py naive)
 4. leadflow  the real worker over the same topics, until the store holds every row;
-             on SQLite and on PostgreSQL (a fresh schema, dropped afterwards)
+             on SQLite and on PostgreSQL (a fresh schema, dropped afterwards), with the
+             CPU per event of the worker and its store writer
+   quix      the Quix Streams peer (bench/quix_peer.py) on the same input into PostgreSQL,
+             its rows checked against leadflow's
 5. latency   1,000 events/s for 60 s; publish -> row visible in the store, p50/p99
 6. state     worker RSS per 100,000 leads in state; throughput with few vs many leads
 7. ingest    events/s through `leadflow ingest` at 200 events a request, request p99
@@ -38,6 +42,7 @@ import time
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
+from statistics import median
 from typing import Any
 
 from bench.harness import (
@@ -46,6 +51,7 @@ from bench.harness import (
     QUICK,
     REPO,
     RESULTS,
+    RETENTION,
     T0,
     Children,
     Context,
@@ -53,6 +59,7 @@ from bench.harness import (
     Store,
     Worker,
     create_topics,
+    family,
     fmt,
     postgres_available,
     producer,
@@ -60,6 +67,8 @@ from bench.harness import (
     say,
 )
 from bench.ingest import run_ingest
+from bench.profile import Spy, cpu_seconds, summarize
+from bench.quix import run_quix
 from bench.state import run_state, state_line
 
 
@@ -71,31 +80,25 @@ def run_leadflow(
     expect: tuple[int, int, int],
     timeout: float,
     profile_to: Path | None = None,
+    keep_rows: bool = False,
+    run: str = "",
 ) -> dict[str, Any]:
-    """The real worker from a loaded topic until the store holds every row."""
-    store = Store(kind, ctx.workdir, f"lf-{kind}-{ctx.tag}")
-    worker = Worker(ctx, f"bench-lf-{kind}-{ctx.tag}", store, topics)
-    spy: subprocess.Popen[bytes] | None = None
+    """The real worker from a loaded topic until the store holds every row.
+
+    Also the CPU seconds the worker and its store writer used in that time (psutil); with
+    ``profile_to`` (a directory), py-spy raw stacks of both; with ``keep_rows``, the store's
+    ``lead_lifecycle`` rows under ``_rows`` (for the Quix peer's correctness check).
+    """
+    store = Store(kind, ctx.workdir, f"lf-{kind}-{ctx.tag}{run}")
+    worker = Worker(ctx, f"bench-lf-{kind}-{ctx.tag}{run}", store, topics)  # its own group
+    spy: Spy | None = None
     try:
         ready = worker.wait_ready(90)
         startup = ready - worker.started
+        processes = family(worker.pid)
+        cpu_start = cpu_seconds(processes)
         if profile_to is not None:
-            spy = ctx.children.spawn(
-                [
-                    str(Path(sys.executable).with_name("py-spy")),
-                    "record",
-                    "--pid",
-                    str(worker.pid),
-                    "--rate",
-                    "100",
-                    "--nonblocking",
-                    "--format",
-                    "flamegraph",
-                    "-o",
-                    str(profile_to),
-                ],
-                ctx.workdir / "py-spy.log",
-            )
+            spy = Spy(ctx, processes, profile_to, f"leadflow-{kind}")
         first_processed: float | None = None
         samples: list[tuple[float, int]] = []
         deadline = ready + timeout
@@ -119,13 +122,17 @@ def run_leadflow(
                 if first_processed is None and count > 0:
                     first_processed = now
             time.sleep(0.05)
+        cpu_end = cpu_seconds(processes)
         rss = worker.rss_mb()
         if spy is not None:
-            Children.stop(spy, timeout=60, sig=signal.SIGINT)
+            spy.stop()
         if done is None:
             raise TimeoutError(f"store holds {totals}, expected {expect}, after {timeout:g}s")
         seconds = done - ready
-        return {
+        cpu = {
+            name: round(cpu_end.get(name, 0.0) - cpu_start.get(name, 0.0), 3) for name in cpu_end
+        }
+        body: dict[str, Any] = {
             "store": kind,
             "messages": messages,
             "expected_rows": {
@@ -140,18 +147,40 @@ def run_leadflow(
             if first_processed is None
             else round(first_processed - ready, 3),
             "worker_rss_mb_end": round(rss, 1),
+            "cpu_s": cpu,
+            "cpu_us_per_event": sum(cpu.values()) / messages * 1e6,
+            "cpu_us_per_event_by_process": {
+                name: round(value / messages * 1e6, 1) for name, value in cpu.items()
+            },
             "progress": samples[:: max(1, len(samples) // 60)],
             "method": "t0 = worker /health first 200 (rebalance done, fetching starts; polled "
             "every "
             "50 ms); t1 = first DB poll (every 200 ms) where lead_lifecycle rows, sum(event_count) "
             "and dead_letters rows all equal the expected totals; events_per_s = input messages "
-            "(duplicates and bad ones included) / (t1 - t0)",
+            "(duplicates and bad ones included) / (t1 - t0); cpu_us_per_event = user + system "
+            "CPU seconds of the worker and its store writer process (psutil, the process family) "
+            "between t0 and t1 / input messages",
         }
+        if spy is not None:
+            body["profile"] = spy.files()
+        if keep_rows:
+            body["_rows"] = store.lifecycle_rows()
+        return body
     finally:
         if spy is not None:
-            Children.stop(spy, timeout=60, sig=signal.SIGINT)
+            spy.stop()
         worker.stop()
         store.close()
+
+
+def profile_parts(body: dict[str, Any]) -> dict[str, Any]:
+    """Each profiled process's samples sorted into parts, in microseconds per event."""
+    parts = {}
+    for name, path in body["profile"].items():
+        cpu = body["cpu_us_per_event_by_process"].get(name)
+        with contextlib.suppress(OSError):
+            parts[name] = summarize(Path(path), cpu)["parts"]
+    return parts
 
 
 # -- phases -------------------------------------------------------------------------------------
@@ -210,7 +239,7 @@ def throughput_topics(
     from leadflow.pipeline.publish.simulate import simulate, valid_events
 
     topics = (f"bench-marketing-{ctx.tag}", f"bench-sales-{ctx.tag}")
-    create_topics(ctx.bootstrap, topics)
+    create_topics(ctx.bootstrap, topics, configs=RETENTION)
     started = time.monotonic()
     messages = simulate(ctx.sizes.leads, 20260, datetime.now(UTC), key_mode="lead_id")
     valid = valid_events(messages)
@@ -382,6 +411,7 @@ def chart(results: dict[str, Any], path: Path) -> None:
         ("ceiling", "Faust take()\n+parse"),
         ("lanes", "leadflow lanes\n+parse"),
         ("naive", "naive Faust\ntable+send"),
+        ("quix", "Quix Streams\npeer (PG)"),
     ):
         value = (results.get(key) or {}).get("events_per_s")
         if value:
@@ -512,12 +542,23 @@ def phase(results: dict[str, Any], errors: dict[str, str], name: str, fn: Any, *
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench.run", description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="a scaled-down smoke run")
-    parser.add_argument("--profile", action="store_true", help="py-spy the SQLite throughput run")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="py-spy (raw stacks) of the worker and its store writer in the throughput runs",
+    )
+    parser.add_argument(
+        "--peer-rounds",
+        type=int,
+        default=1,
+        help="rounds of leadflow (PostgreSQL) and the Quix peer, alternating (default 1)",
+    )
     parser.add_argument("--no-postgres", action="store_true")
     parser.add_argument(
         "--only",
         default="",
-        help="comma list of phases (raw,ceiling,naive,sqlite,postgresql,latency,state,ingest)",
+        help="comma list of phases "
+        "(raw,ceiling,naive,sqlite,postgresql,quix,latency,state,ingest; quix needs postgresql)",
     )
     parser.add_argument("--state-big", type=int, default=None, help="leads of the big state worker")
     parser.add_argument(
@@ -544,6 +585,7 @@ def main(argv: list[str] | None = None) -> int:
     children = CHILDREN
     broker = EmbeddedBroker("127.0.0.1", free_port(), log_path=str(workdir / "broker.log"))
     results: dict[str, Any] = {"leadflow": {}}
+    reference: dict[str, tuple[Any, ...]] | None = None
     errors: dict[str, str] = {}
     pg_problem = "skipped (--no-postgres)" if args.no_postgres else postgres_available()
     say(f"bench: workdir {workdir}; sizes {asdict(sizes)}")
@@ -589,11 +631,7 @@ def main(argv: list[str] | None = None) -> int:
                     errors["postgresql"] = f"PostgreSQL unavailable: {pg_problem}"
                     say(f"postgresql: SKIPPED: {pg_problem}")
                     continue
-                profile_to = (
-                    RESULTS / "profile-leadflow-sqlite.svg"
-                    if args.profile and kind == "sqlite"
-                    else None
-                )
+                profile_to = workdir if args.profile else None
                 body = phase(
                     results,
                     errors,
@@ -606,14 +644,79 @@ def main(argv: list[str] | None = None) -> int:
                     expect,
                     240.0,
                     profile_to,
+                    kind == "postgresql" and wanted("quix"),
                 )
                 if body:
+                    if kind == "postgresql":
+                        reference = body.pop("_rows", None)
+                    if "profile" in body:
+                        body["profile_parts"] = profile_parts(body)
                     results["leadflow"][kind] = body
                     say(
                         f"leadflow {kind}: {body['events_per_s']:,.0f} events/s "
                         f"({body['seconds']:.2f}s, "
-                        f"worker start-up {body['worker_startup_s']:.1f}s)"
+                        f"worker start-up {body['worker_startup_s']:.1f}s, "
+                        f"CPU {body['cpu_us_per_event']:.0f} µs/event: "
+                        f"{body['cpu_us_per_event_by_process']})"
                     )
+            if wanted("quix") and not pg_problem and reference is not None:
+                rounds = []
+                for round_no in range(args.peer_rounds):
+                    if round_no:  # later rounds: leadflow again first, alternating
+                        body = phase(
+                            results,
+                            errors,
+                            f"leadflow-postgresql-{round_no + 1}",
+                            run_leadflow,
+                            ctx,
+                            "postgresql",
+                            topics,
+                            n,
+                            expect,
+                            240.0,
+                            None,
+                            False,
+                            f"-r{round_no + 1}",
+                        )
+                        if body:
+                            results["leadflow"].setdefault("postgresql_rounds", []).append(body)
+                            say(
+                                f"leadflow postgresql, round {round_no + 1}: "
+                                f"{body['events_per_s']:,.0f} events/s "
+                                f"(CPU {body['cpu_us_per_event']:.0f} µs/event)"
+                            )
+                    body = phase(
+                        results,
+                        errors,
+                        f"quix-{round_no + 1}",
+                        run_quix,
+                        ctx,
+                        topics,
+                        n,
+                        expect,
+                        300.0,
+                        reference,
+                        args.profile,
+                        f"-r{round_no + 1}",
+                    )
+                    if body:
+                        rounds.append(body)
+                        check = body["correctness"]
+                        say(
+                            f"quix peer: {body['events_per_s']:,.0f} events/s "
+                            f"({body['seconds']:.2f}s, CPU {body['cpu_us_per_event']:.0f} "
+                            f"µs/event); rows equal to leadflow's: {check['equal']} "
+                            f"({check['identical']:,} of {check['leads']:,} leads identical, "
+                            f"columns differing: {check['differing_columns']})"
+                        )
+                        if not check["equal"]:
+                            errors["quix"] = f"peer rows differ from leadflow's: {check}"
+                if rounds:
+                    results["quix"] = {
+                        "events_per_s": median(r["events_per_s"] for r in rounds),
+                        "cpu_us_per_event": median(r["cpu_us_per_event"] for r in rounds),
+                        "rounds": rounds,
+                    }
         if wanted("latency"):
             body = phase(results, errors, "latency", run_latency, ctx, 30.0)
             if body:
@@ -645,7 +748,8 @@ def main(argv: list[str] | None = None) -> int:
         broker.stop()
 
     lf = results.get("leadflow", {})
-    lf_rates = {k: v["events_per_s"] for k, v in lf.items() if v}
+    runs = {k: v for k, v in lf.items() if k in ("sqlite", "postgresql") and v}
+    lf_rates = {k: v["events_per_s"] for k, v in runs.items()}
     leadflow = min(lf_rates.values()) if lf_rates else None
     raw = (results.get("raw") or {}).get("events_per_s")
     ceiling = (results.get("ceiling") or {}).get("events_per_s")
@@ -653,13 +757,19 @@ def main(argv: list[str] | None = None) -> int:
     naive = (results.get("naive") or {}).get("events_per_s")
     latency = results.get("latency") or {}
     state = results.get("state") or {}
-    startups = [v["worker_startup_s"] for v in lf.values() if v]
+    startups = [v["worker_startup_s"] for v in runs.values()]
+    # CPU per event: the higher of the two stores (as leadflow= is the slower one).
+    cpus = [v["cpu_us_per_event"] for v in runs.values() if v.get("cpu_us_per_event")]
+    quix = results.get("quix") or {}
+    # The peer writes PostgreSQL: against leadflow's PostgreSQL runs (the median of its rounds).
+    pg_runs = [runs["postgresql"], *lf.get("postgresql_rounds", [])] if "postgresql" in runs else []
+    leadflow_pg = median(r["events_per_s"] for r in pg_runs) if pg_runs else None
     ingest = (results.get("ingest") or {}).get("one_client") or {}
 
     def ratio(a: float | None, b: float | None) -> float | None:
         return a / b if a and b else None
 
-    summary = {
+    summary: dict[str, Any] = {
         "leadflow": leadflow,
         "leadflow_is": "min over stores " + ",".join(sorted(lf_rates)) if lf_rates else None,
         "raw": raw,
@@ -677,10 +787,19 @@ def main(argv: list[str] | None = None) -> int:
         "startup_s": max(startups) if startups else None,
         "ingest_events_per_s": ingest.get("events_per_s"),
         "ingest_p99_ms": ingest.get("p99_ms"),
+        "cpu_us_per_event": max(cpus) if cpus else None,
+        "cpu_us_per_event_by_store": {k: v.get("cpu_us_per_event") for k, v in runs.items()},
+        "leadflow_postgresql": leadflow_pg,
+        "peer": quix.get("events_per_s"),
+        "peer_cpu_us_per_event": quix.get("cpu_us_per_event"),
+        "ratio_peer": ratio(leadflow_pg, quix.get("events_per_s")),
         "targets": {
+            "ratio_peer": ">= 3",
+            "cpu_us_per_event": "<= 50",
+            "ratio_raw": ">= 0.15",
             "ratio_ceiling": ">= 0.6",
             "ratio_naive": ">= 3",
-            "p99_ms": "<= 1000",
+            "p99_ms": "<= 250",
             "rss_per_100k_mb": "<= 150",
             "throughput_big_vs_small": ">= 0.8",
             "startup_s": "< 10",
@@ -726,7 +845,9 @@ def main(argv: list[str] | None = None) -> int:
         f"ratio_naive={fmt(summary['ratio_naive'], 2)} p99_ms={fmt(summary['p99_ms'])} "
         f"rss_per_100k_mb={fmt(summary['rss_per_100k_mb'], 1)} "
         f"ingest={fmt(summary['ingest_events_per_s'])} "
-        f"ingest_p99_ms={fmt(summary['ingest_p99_ms'])}",
+        f"ingest_p99_ms={fmt(summary['ingest_p99_ms'])} "
+        f"peer={fmt(summary['peer'])} ratio_peer={fmt(summary['ratio_peer'], 2)} "
+        f"cpu_us_per_event={fmt(summary['cpu_us_per_event'])}",
         flush=True,
     )
     return 1 if errors else 0
