@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import bisect
+import hashlib
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -50,6 +52,14 @@ class FoldConfig:
     recycle_reasons: frozenset[str]
     # SLA policies replace the single sla_seconds clock when set (docs/contract.md, 8).
     policies: PolicySet | None = None
+
+
+def sla_fingerprint(config: FoldConfig) -> str:
+    """What decides the SLA rows: the policies' fingerprint, or a sha256 of the single clock."""
+    if config.policies is not None:
+        return config.policies.fingerprint
+    canonical = json.dumps({"single_clock_sla_hours": config.sla_seconds / 3600})
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 class Header(NamedTuple):

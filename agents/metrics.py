@@ -23,6 +23,8 @@ class Metrics:
     speed_to_lead: Histogram
     sla_breaches: Counter
     sla_pending: Gauge
+    sla_outcomes: Counter
+    speed_to_lead_business: Histogram
     event_lag: Histogram
     sink_write_seconds: Histogram
     sink_rows: Counter
@@ -73,6 +75,20 @@ class Metrics:
                 "leadflow_sla_pending",
                 "Handoff SLAs still pending, over the partitions this worker owns.",
                 registry=reg,
+            ),
+            # The policy label takes the names of the policy file (or "single_clock"): bounded.
+            sla_outcomes=Counter(
+                "leadflow_sla_outcomes",
+                "Handoff SLAs decided, by policy and outcome (met, breached).",
+                ["policy", "outcome"],
+                registry=reg,
+            ),
+            speed_to_lead_business=Histogram(
+                "leadflow_speed_to_lead_business_seconds",
+                "First sales response after the MQL in the policy's business time, per cycle.",
+                ["policy"],
+                registry=reg,
+                buckets=_SECONDS,
             ),
             event_lag=Histogram(
                 "leadflow_event_lag_seconds",

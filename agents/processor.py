@@ -41,7 +41,7 @@ from leadflow.agents.ports import History, Record, Send, SendMany
 from leadflow.schemas.classify import DeadLetter, Rejection, classify
 from leadflow.schemas.errors import StoreError
 from leadflow.schemas.records import TopicNames
-from leadflow.schemas.vocabulary import CONFLICTING_DUPLICATE, STAGE_LABELS
+from leadflow.schemas.vocabulary import CONFLICTING_DUPLICATE, SINGLE_CLOCK, STAGE_LABELS
 from leadflow.sinks.store import Sink
 from leadflow.sinks.writer import OrderedSink, ThreadWriter
 
@@ -429,6 +429,11 @@ class LeadProcessor:
                 row = update.snapshot.lifecycle
                 if row["amount"] is not None and row["currency"] is not None:
                     metrics.won_amount.labels(row["currency"]).inc(float(row["amount"]))
+        self._count_sla(update)
+
+    def _count_sla(self, update: LeadUpdate) -> None:
+        """Breaches net; outcomes and response times once per cycle, when first decided."""
+        metrics = self.metrics
         old = update.old.statuses if update.old is not None else ""
         # Net, like the stages: a restated history that only moves a breach adds none.
         breached = sum(letter in "bB" for letter in update.new.statuses)
@@ -437,10 +442,17 @@ class LeadProcessor:
             metrics.sla_breaches.inc(growth)
         for i, letter in enumerate(update.new.statuses):
             before = old[i] if i < len(old) else ""
+            row = update.snapshot.sla[i]
+            policy = row.get("policy") or SINGLE_CLOCK
+            if letter in "mBb" and before not in ("m", "B", "b"):
+                outcome = "met" if letter == "m" else "breached"
+                metrics.sla_outcomes.labels(policy, outcome).inc()
             if letter in "mB" and before not in ("m", "B"):
-                seconds = update.snapshot.sla[i]["response_seconds"]
-                if seconds is not None:
-                    metrics.speed_to_lead.observe(seconds)
+                if row["response_seconds"] is not None:
+                    metrics.speed_to_lead.observe(row["response_seconds"])
+                if row.get("response_business_seconds") is not None:
+                    business = row["response_business_seconds"]
+                    metrics.speed_to_lead_business.labels(policy).observe(business)
 
     def refresh_gauges(self) -> None:
         counts = self.owned.stage_counts()

@@ -8,10 +8,11 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import text
 
-from leadflow.agents.fold import FoldConfig, LeadFold
+from leadflow.agents.fold import FoldConfig, LeadFold, sla_fingerprint
 from leadflow.agents.history import fact_of
 from leadflow.sinks.engine import WRITE_OPTION, make_engine
 from leadflow.sinks.rebuild import Moved, lead_chunks, replace_chunk, take_store
+from leadflow.sinks.settings import SLA_FINGERPRINT, write_setting
 
 QUIET = timedelta(seconds=60)
 SHOWN = 20  # moved leads listed by name in the summary
@@ -20,7 +21,8 @@ SHOWN = 20  # moved leads listed by name in the summary
 def rebuild(
     url: str, config: FoldConfig, now: datetime | None = None, quiet: timedelta = QUIET
 ) -> Moved:
-    """Recompute the derived rows of every lead of lead_events; commit once, at the end."""
+    """Recompute the derived rows of every lead of lead_events and record the SLA fingerprint;
+    commit once, at the end."""
     now = now or datetime.now(UTC)
     moved = Moved()
     engine = make_engine(url)
@@ -37,6 +39,8 @@ def rebuild(
                         for lead_id, rows in chunk.items()
                     ]
                     replace_chunk(conn, snapshots, now, moved)
+                # Every cycle now follows this config: the store records its fingerprint.
+                write_setting(conn, SLA_FINGERPRINT, sla_fingerprint(config), datetime.now(UTC))
     finally:
         engine.dispose()
     return moved

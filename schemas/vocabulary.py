@@ -55,6 +55,8 @@ ATTRIBUTION_MODELS: Final = ("first_touch", "last_touch", "linear", "w_shaped")
 
 # What a missing source, campaign, owner or currency is grouped under.
 UNKNOWN: Final = "unknown"
+# The policy of an SLA row computed by the single LEADFLOW_SLA_HOURS clock (policy column null).
+SINGLE_CLOCK: Final = "single_clock"
 
 
 def topic_kind_of(event_type: str) -> str:

@@ -219,6 +219,19 @@ DICTIONARY: dict[str, TableDoc] = {
             "loaded_at": "when the rate was loaded (UTC)",
         },
     ),
+    "store_settings": TableDoc(
+        "one row per setting (key)",
+        ("key",),
+        "Settings the derived rows were computed with. `sla_policies_fingerprint` is the"
+        " sha256 of the SLA policies (or of the single clock's LEADFLOW_SLA_HOURS), written by"
+        " the first worker on an empty store and by `leadflow rebuild`; a worker with another"
+        " fingerprint warns in its log and in /health.",
+        {
+            "key": "the setting's name, e.g. sla_policies_fingerprint",
+            "value": "the setting's value as text",
+            "updated_at": "when it was last written (UTC)",
+        },
+    ),
 }
 
 

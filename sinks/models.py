@@ -210,6 +210,16 @@ class FxRate(Base):
     loaded_at: Mapped[datetime]
 
 
+class StoreSetting(Base):
+    """A setting the store's rows were computed with (e.g. the SLA policies' fingerprint)."""
+
+    __tablename__ = "store_settings"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime]
+
+
 TABLES = {table.name: table for table in Base.metadata.sorted_tables}
 
 # The table handle of each model: every module takes its handles from here.
@@ -224,6 +234,7 @@ EVENTS: Table = LeadEvent.__table__  # type: ignore[assignment]
 ATTRIBUTION: Table = Attribution.__table__  # type: ignore[assignment]
 GOALS: Table = SharedGoal.__table__  # type: ignore[assignment]
 FX_RATES: Table = FxRate.__table__  # type: ignore[assignment]
+STORE_SETTINGS: Table = StoreSetting.__table__  # type: ignore[assignment]
 
 
 def _describe(tables: dict[str, Table]) -> None:

@@ -43,6 +43,7 @@ COUNTERS = {
     "leadflow_dead_letters_total",
     "leadflow_stage_entries_total",
     "leadflow_sla_breaches_total",
+    "leadflow_sla_outcomes_total",
     "leadflow_sink_rows_total",
     "leadflow_sink_errors_total",
     "leadflow_won_amount_total",
@@ -57,6 +58,7 @@ GAUGES = {
 }
 HISTOGRAMS = {
     "leadflow_speed_to_lead_seconds",
+    "leadflow_speed_to_lead_business_seconds",
     "leadflow_event_lag_seconds",
     "leadflow_sink_write_seconds",
 }

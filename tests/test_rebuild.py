@@ -16,6 +16,7 @@ from leadflow.agents.batch import fold_batch
 from leadflow.agents.facts import Fact
 from leadflow.agents.fold import FoldConfig
 from leadflow.pipeline.rebuild import rebuild, summary
+from leadflow.pipeline.sla_store import check_sla_policies
 from leadflow.sinks import SqlSink, make_engine, upgrade
 from leadflow.sinks.models import TABLES
 from leadflow.sinks.rebuild import RebuildRefused
@@ -41,9 +42,11 @@ def events() -> list[tuple[str, Fact]]:
 
 
 def run_pipeline(url: str, config: FoldConfig, batch: int = 7) -> None:
-    """What a worker does with ``events()`` in batches: fold, then write."""
+    """What a worker does with ``events()`` in batches: record its SLA fingerprint, fold, write."""
     state: dict[str, bytes] = {}
-    sink = SqlSink(make_engine(url))
+    engine = make_engine(url)
+    check_sla_policies(engine, config)
+    sink = SqlSink(engine)
     todo = events()
     try:
         for start in range(0, len(todo), batch):
@@ -62,8 +65,9 @@ def dump(url: str, *, updated: bool = True) -> dict[str, list[dict[str, Any]]]:
     finally:
         engine.dispose()
     if not updated:
-        for row in tables["lead_lifecycle"]:
-            row.pop("updated_at")
+        for name in ("lead_lifecycle", "store_settings"):
+            for row in tables[name]:
+                row.pop("updated_at")
     return tables
 
 

@@ -21,7 +21,14 @@ from sqlalchemy import Engine, text
 from leadflow.agents.fold import fold
 from leadflow.pipeline.reporting import run_report
 from leadflow.pipeline.reporting.formats import render_table, to_csv, to_json
-from leadflow.pipeline.reporting.model import Funnel, Report, Revenue, SpeedToLead, Totals
+from leadflow.pipeline.reporting.model import (
+    Funnel,
+    Report,
+    Revenue,
+    SlaLine,
+    SpeedToLead,
+    Totals,
+)
 from leadflow.pipeline.reporting.queries import build_report, percentile
 from leadflow.schemas.classify import DeadLetter
 from leadflow.schemas.errors import PermanentStoreError, StoreError
@@ -89,6 +96,7 @@ def expected_report(scenarios: list[Scenario], dead: list[DeadLetter]) -> Report
     by_source: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
     statuses: Counter[str] = Counter()
     seconds: list[float] = []
+    slas: list[dict[str, Any]] = []
     deals: Counter[str] = Counter()
     amounts: dict[str, Decimal] = defaultdict(Decimal)
     for scenario in scenarios:
@@ -98,6 +106,7 @@ def expected_report(scenarios: list[Scenario], dead: list[DeadLetter]) -> Report
             entered[transition["stage"]].add(scenario.lead_id)
             by_source[life["source"] or "unknown"][transition["stage"]].add(scenario.lead_id)
         for sla in rows["handoff_sla"]:
+            slas.append(sla)
             statuses[sla["status"]] += 1
             if sla["response_seconds"] is not None:
                 seconds.append(float(sla["response_seconds"]))
@@ -119,7 +128,84 @@ def expected_report(scenarios: list[Scenario], dead: list[DeadLetter]) -> Report
             dead_letters=len(dead),
             dead_letters_by_reason=dict(sorted(reasons.items())),
         ),
+        sla_by_policy=expected_sla_lines(slas, "policy", "single_clock"),
     )
+
+
+def _expected_speed(values: list[float]) -> SpeedToLead:
+    return SpeedToLead(len(values), nearest_rank(values, 50), nearest_rank(values, 90))
+
+
+def expected_sla_lines(rows: list[dict[str, Any]], key: str, missing: str) -> tuple[SlaLine, ...]:
+    """handoff_sla rows grouped by ``key`` (``missing`` for null), counted by hand."""
+    groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        groups[row.get(key) or missing].append(row)
+    lines = []
+    for name in sorted(groups):
+        group = groups[name]
+        wall = [float(r["response_seconds"]) for r in group if r["response_seconds"] is not None]
+        # Version-1 rows have no business column: without a calendar it equals the wall clock.
+        business = [
+            float(r.get("response_business_seconds", r["response_seconds"]))
+            for r in group
+            if r.get("response_business_seconds", r["response_seconds"]) is not None
+        ]
+        counts = Counter(r["status"] for r in group)
+        lines.append(
+            SlaLine(
+                name,
+                counts["met"],
+                counts["breached"],
+                counts["pending"],
+                _expected_speed(business),
+                _expected_speed(wall),
+            )
+        )
+    return tuple(lines)
+
+
+def _speed_from(data: dict[str, Any]) -> SpeedToLead:
+    return SpeedToLead(data["count"], data["p50_seconds"], data["p90_seconds"])
+
+
+def sla_lines_from_json(data: dict[str, Any]) -> tuple[SlaLine, ...]:
+    lines = []
+    for name, d in data.items():
+        line = SlaLine(
+            name,
+            d["met"],
+            d["breached"],
+            d["pending"],
+            _speed_from(d["business"]),
+            _speed_from(d["wall"]),
+        )
+        assert (line.met_rate, line.breach_rate) == (d["met_rate"], d["breach_rate"])
+        lines.append(line)
+    return tuple(lines)
+
+
+def sla_lines_from_csv(rows: list[dict[str, str]]) -> tuple[SlaLine, ...]:
+    fields: dict[str, dict[str, str]] = defaultdict(dict)
+    for row in rows:
+        fields[row["key"]][row["subkey"]] = row["value"]
+    data = {
+        name: {
+            **{k: int(f[k]) for k in ("met", "breached", "pending")},
+            "met_rate": _number(f["met_rate"]),
+            "breach_rate": _number(f["breach_rate"]),
+            **{
+                clock: {
+                    "count": int(f[f"{clock}_count"]),
+                    "p50_seconds": _number(f[f"{clock}_p50_seconds"]),
+                    "p90_seconds": _number(f[f"{clock}_p90_seconds"]),
+                }
+                for clock in ("business", "wall")
+            },
+        }
+        for name, f in fields.items()
+    }
+    return sla_lines_from_json(data)
 
 
 # -- parsing the outputs back, independently of pipeline.report ---------------------------------
@@ -147,6 +233,7 @@ def report_from_json(payload: str) -> Report:
             totals["dead_letters"],
             totals["dead_letters_by_reason"],
         ),
+        sla_by_policy=sla_lines_from_json(data["sla_by_policy"]),
     )
 
 
@@ -191,6 +278,7 @@ def report_from_csv(payload: str) -> Report:
             totals["dead_letters"],
             {r["key"]: int(r["value"]) for r in rows["dead_letters"]},
         ),
+        sla_by_policy=sla_lines_from_csv(rows["sla_by_policy"]),
     )
 
 

@@ -125,12 +125,13 @@ def numbers_from_table(text: str) -> dict[str, Any]:
         for reason, n in r.items():
             if reason != "campaign" and _int(n):
                 rejections[r["campaign"]][reason] = _int(n)
-    (service,) = table_rows(text, "Speed to lead (nearest-rank) and handoff SLA")
+    # One row per policy: the overall counts are their sums.
+    service = table_rows(text, "Speed to lead (nearest-rank) and handoff SLA by policy")
     (histogram,) = table_rows(text, "Speed to lead by delay")
     return {
         "funnel": {k: _int(v) for k, v in funnel_row.items() if k},
         "by_campaign": by_campaign,
-        "sla": {s: _int(service[s]) for s in ("met", "breached", "pending")},
+        "sla": {s: sum(_int(r[s]) for r in service) for s in ("met", "breached", "pending")},
         "revenue": {
             r["currency"]: (_int(r["won deals"]), Decimal(r["won amount"].replace(",", "")))
             for r in table_rows(text, "Won revenue")

@@ -28,6 +28,7 @@ from leadflow.pipeline.faust import patches, record_batches
 from leadflow.pipeline.faust.lanes import Lanes
 from leadflow.pipeline.kafka.topics import true_end_offsets
 from leadflow.pipeline.settings import Settings
+from leadflow.pipeline.sla_store import check_sla_policies
 from leadflow.schemas.records import STATE_TABLE, TopicNames
 from leadflow.sinks.goals import GoalProgress, goal_progress
 from leadflow.sinks.store import Sink
@@ -48,6 +49,8 @@ class WorkerState:
     fatal: str | None = None
     batches: int = 0
     extras: dict[str, Any] = field(default_factory=dict)
+    # This worker's SLA fingerprint against the store's; None without a store.
+    sla_policies: dict[str, Any] | None = None
 
 
 def faust_settings(settings: Settings) -> dict[str, Any]:
@@ -128,6 +131,7 @@ def create_app(
         from leadflow.pipeline.dashboard.server import register_pages
 
         register_pages(app, store)
+        app.leadflow.sla_policies = check_sla_policies(store, app.processor.config)
         _add_goals_gauge(app, settings, store, metrics)
     return app
 
@@ -295,6 +299,7 @@ def _add_pages(app: LeadflowApp, metrics: Metrics) -> None:
             "batches": state.batches,
             "recovering": processor.recovering,
             "store": {"state": store, "oldest_unwritten_batch_seconds": round(waited, 3)},
+            "sla_policies": state.sla_policies,
         }
         return web.json(body, status=200 if healthy else 503)
 

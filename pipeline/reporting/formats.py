@@ -14,7 +14,14 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from leadflow.pipeline.reporting.model import PERCENTILE_METHOD, Details, Funnel, Report
+from leadflow.pipeline.reporting.model import (
+    PERCENTILE_METHOD,
+    Details,
+    Funnel,
+    Report,
+    SlaLine,
+    SpeedToLead,
+)
 from leadflow.pipeline.reporting.safe import csv_cell, term
 from leadflow.schemas.vocabulary import SLA_STATUSES
 from leadflow.sinks.fx import Converted
@@ -31,8 +38,9 @@ def to_dict(report: Report) -> dict[str, Any]:
     """The report as JSON-ready data: Decimals as strings, ordered keys.
 
     Beyond the classic keys: ``filters`` (when any), ``funnel_by_<by>`` for ``--by campaign`` or
-    ``owner``, and with details ``speed_histogram``, ``sla_by_owner``,
-    ``rejections_by_campaign`` and ``attribution`` (null when the store has none yet).
+    ``owner``, ``sla_by_policy``, and with details ``speed_histogram``, ``sla_by_owner``,
+    ``sla_owners`` (as ``sla_by_policy``, by owner), ``rejections_by_campaign`` and
+    ``attribution`` (null when the store has none yet).
     """
     data = _classic_dict(report)
     filters = report.query.filters()
@@ -46,6 +54,7 @@ def to_dict(report: Report) -> dict[str, Any]:
     if details is not None:
         data["speed_histogram"] = dict(details.speed_histogram)
         data["sla_by_owner"] = {k: dict(v) for k, v in details.sla_by_owner.items()}
+        data["sla_owners"] = {line.key: sla_line_dict(line) for line in details.sla_owners}
         data["rejections_by_campaign"] = {
             k: dict(v) for k, v in details.rejections_by_campaign.items()
         }
@@ -79,6 +88,7 @@ def _classic_dict(report: Report) -> dict[str, Any]:
             "percentile_method": PERCENTILE_METHOD,
         },
         "sla": dict(report.sla),
+        "sla_by_policy": {line.key: sla_line_dict(line) for line in report.sla_by_policy},
         "revenue": {
             currency: {"won_deals": r.won_deals, "won_amount": str(r.won_amount)}
             for currency, r in report.revenue.items()
@@ -101,6 +111,27 @@ def _classic_dict(report: Report) -> dict[str, Any]:
             }
             for p in report.goals
         ],
+    }
+
+
+def _speed_dict(speed: SpeedToLead) -> dict[str, Any]:
+    return {
+        "count": speed.count,
+        "p50_seconds": speed.p50_seconds,
+        "p90_seconds": speed.p90_seconds,
+    }
+
+
+def sla_line_dict(line: SlaLine) -> dict[str, Any]:
+    """Counts, rates over decided cycles, and speed to lead in business and wall seconds."""
+    return {
+        "met": line.met,
+        "breached": line.breached,
+        "pending": line.pending,
+        "met_rate": line.met_rate,
+        "breach_rate": line.breach_rate,
+        "business": _speed_dict(line.business),
+        "wall": _speed_dict(line.wall),
     }
 
 
@@ -132,7 +163,9 @@ def csv_rows(report: Report) -> Iterable[tuple[str, str, str, str]]:
     with details ``speed_histogram`` (bucket), ``sla_by_owner`` (owner, status),
     ``rejections`` (campaign, reason), ``attribution`` (campaign, model: credit),
     ``attribution_leads`` (campaign, model) and ``attribution_revenue`` (campaign,
-    model:currency); ``attribution`` / ``none`` when the store has no attribution yet.
+    model:currency); ``attribution`` / ``none`` when the store has no attribution yet;
+    ``sla_by_policy`` (policy, field) and with details ``sla_owners`` (owner, field), the fields
+    of :func:`sla_line_dict` with the speeds flattened (``business_p50_seconds`` ...).
     """
     yield from (("filters", key, "", value) for key, value in report.query.filters().items())
     yield from _funnel_rows(report.funnel, None)
@@ -146,6 +179,7 @@ def csv_rows(report: Report) -> Iterable[tuple[str, str, str, str]]:
     yield "speed_to_lead", "p50_seconds", "", _cell(speed.p50_seconds)
     yield "speed_to_lead", "p90_seconds", "", _cell(speed.p90_seconds)
     yield from (("sla", status, "", str(n)) for status, n in report.sla.items())
+    yield from _sla_line_rows("sla_by_policy", report.sla_by_policy)
     for currency, revenue in report.revenue.items():
         yield "revenue", currency, "won_deals", str(revenue.won_deals)
         yield "revenue", currency, "won_amount", str(revenue.won_amount)
@@ -174,6 +208,7 @@ def _detail_rows(details: Details) -> Iterable[tuple[str, str, str, str]]:
     yield from (("speed_histogram", k, "", str(n)) for k, n in details.speed_histogram.items())
     for owner, statuses in details.sla_by_owner.items():
         yield from (("sla_by_owner", owner, status, str(n)) for status, n in statuses.items())
+    yield from _sla_line_rows("sla_owners", details.sla_owners)
     for campaign, reasons in details.rejections_by_campaign.items():
         yield from (("rejections", campaign, reason, str(n)) for reason, n in reasons.items())
     if details.attribution is None:
@@ -184,6 +219,16 @@ def _detail_rows(details: Details) -> Iterable[tuple[str, str, str, str]]:
         yield "attribution_leads", line.campaign_id, line.model, str(line.leads)
         for currency, amount in line.revenue.items():
             yield "attribution_revenue", line.campaign_id, f"{line.model}:{currency}", str(amount)
+
+
+def _sla_line_rows(section: str, lines: Iterable[SlaLine]) -> Iterable[tuple[str, str, str, str]]:
+    for line in lines:
+        for name, value in sla_line_dict(line).items():
+            if isinstance(value, dict):
+                for part, number in value.items():
+                    yield section, line.key, f"{name}_{part}", _cell(number)
+            else:
+                yield section, line.key, name, _cell(value)
 
 
 def _funnel_rows(
@@ -303,22 +348,33 @@ def _headline(report: Report) -> Table:
     return grid
 
 
-def _service_table(report: Report) -> Table:
-    """Speed to lead and the handoff SLA in one row."""
-    speed = report.speed_to_lead
-    statuses = list(report.sla)
+def _service_table(report: Report, limit: int | None) -> Table:
+    """Handoff SLA and speed to lead (p50, business vs wall clock), one row per policy."""
+    lines = sorted(report.sla_by_policy, key=lambda line: (-line.decided - line.pending, line.key))
     grid = _grid(
-        f"Speed to lead ({PERCENTILE_METHOD}) and handoff SLA",
-        ["responses", "p50", "p90", *statuses],
-        0,
+        f"Speed to lead ({PERCENTILE_METHOD}) and handoff SLA by policy" + _of(limit, len(lines)),
+        ["policy", *SLA_STATUSES, "met %", "breach %", "p50 biz", "p50 wall", "p90 biz"],
     )
-    grid.add_row(
-        f"{speed.count:,}",
-        _short_duration(speed.p50_seconds),
-        _short_duration(speed.p90_seconds),
-        *(f"{n:,}" for n in report.sla.values()),
-    )
+    for line in lines[:limit]:
+        grid.add_row(
+            term(line.key),
+            *_sla_cells(line),
+            _short_duration(line.business.p90_seconds),
+        )
     return grid
+
+
+def _sla_cells(line: SlaLine) -> tuple[str, ...]:
+    """met, breached, pending, met rate, breach rate, p50 business, p50 wall."""
+    return (
+        f"{line.met:,}",
+        f"{line.breached:,}",
+        f"{line.pending:,}",
+        percent(line.met_rate),
+        percent(line.breach_rate),
+        _short_duration(line.business.p50_seconds),
+        _short_duration(line.wall.p50_seconds),
+    )
 
 
 def _revenue_table(report: Report) -> Table:
@@ -367,7 +423,7 @@ def _tables(report: Report, limit: int | None) -> Iterable[Table | Text]:
     groups = report.funnel_by_source if by == "source" else report.breakdown
     if groups:
         yield _by_source_tables(report, by, groups, limit)
-    yield _service_table(report)
+    yield _service_table(report, limit)
     yield _revenue_table(report)
     if report.converted is not None:
         yield _converted_line(report.converted)
@@ -390,21 +446,24 @@ def _detail_tables(details: Details, limit: int | None) -> Iterable[Table | Text
         yield _attribution_table(details, limit)
 
 
-def sla_rates(details: Details) -> list[tuple[str, Mapping[str, int], float | None]]:
-    """(owner, counts, met rate of answered MQLs), worst rate first, then most MQLs."""
-    rows = []
-    for owner, counts in details.sla_by_owner.items():
-        answered = counts.get("met", 0) + counts.get("breached", 0)
-        rows.append((owner, counts, counts.get("met", 0) / answered if answered else None))
-    return sorted(rows, key=lambda r: (2.0 if r[2] is None else r[2], -sum(r[1].values()), r[0]))
+def worst_first(lines: Iterable[SlaLine]) -> list[SlaLine]:
+    """SLA lines by met rate, worst first (none decided last), then most cycles, then key."""
+    return sorted(
+        lines,
+        key=lambda line: (
+            2.0 if line.met_rate is None else line.met_rate,
+            -line.decided - line.pending,
+            line.key,
+        ),
+    )
 
 
 def _owners_table(details: Details, limit: int | None) -> Table:
-    rows = sla_rates(details)
+    rows = worst_first(details.sla_owners)
     title = "Handoff SLA by owner, worst met rate first" + _of(limit, len(rows))
-    grid = _grid(title, ["owner", *SLA_STATUSES, "met rate"])
-    for owner, counts, rate in rows[:limit]:
-        grid.add_row(term(owner), *(f"{counts.get(s, 0):,}" for s in SLA_STATUSES), percent(rate))
+    grid = _grid(title, ["owner", *SLA_STATUSES, "met %", "breach %", "p50 biz", "p50 wall"])
+    for line in rows[:limit]:
+        grid.add_row(term(line.key), *_sla_cells(line))
     return grid
 
 

@@ -17,10 +17,10 @@ from leadflow.pipeline.reporting.formats import (
     goal_number,
     percent,
     rejection_pivot,
-    sla_rates,
+    worst_first,
 )
-from leadflow.pipeline.reporting.model import DIMENSIONS, Report, ReportQuery
-from leadflow.schemas.vocabulary import ATTRIBUTION_MODELS, FUNNEL_PATH, SLA_STATUSES
+from leadflow.pipeline.reporting.model import DIMENSIONS, Report, ReportQuery, SlaLine
+from leadflow.schemas.vocabulary import ATTRIBUTION_MODELS, FUNNEL_PATH
 
 WEB_DIR = Path(__file__).parent
 BASE = "/dashboard"  # where the dashboard serves this page; the filter form posts here
@@ -112,6 +112,7 @@ def page_model(report: Report) -> dict[str, Any]:
             "p90": fmt_duration(report.speed_to_lead.p90_seconds),
         },
         "sla": dict(report.sla),
+        "sla_by_policy": [sla_line_row(line) for line in report.sla_by_policy],
         "revenue": [
             {"currency": c, "deals": r.won_deals, "amount": fmt_money(r.won_amount)}
             for c, r in report.revenue.items()
@@ -160,20 +161,21 @@ def page_model(report: Report) -> dict[str, Any]:
             "labels": list(details.speed_histogram),
             "datasets": [{"label": "responses", "data": list(details.speed_histogram.values())}],
         }
-        page["sla_by_owner"] = [
-            {"owner": owner, **{s: counts.get(s, 0) for s in SLA_STATUSES}, "rate": percent(rate)}
-            for owner, counts, rate in sla_rates(details)
-        ]
-        worst = sla_rates(details)[:DRILL_TOP]
+        owners = worst_first(details.sla_owners)
+        page["sla_by_owner"] = [{"owner": line.key, **sla_line_row(line)} for line in owners]
+        worst = owners[:DRILL_TOP]
         charts["sla"] = {
-            "labels": [owner for owner, _, _ in worst],
+            "labels": [line.key for line in worst],
             "horizontal": True,
             "percent": True,
             "datasets": [
                 {
                     "label": "SLA met rate %",
                     "color": "#dc2626",
-                    "data": [None if r is None else round(r * 100, 1) for _, _, r in worst],
+                    "data": [
+                        None if line.met_rate is None else round(line.met_rate * 100, 1)
+                        for line in worst
+                    ],
                 }
             ],
         }
@@ -195,6 +197,22 @@ def page_model(report: Report) -> dict[str, Any]:
         if details.attribution is not None:
             page["attribution"], charts["attribution"] = _attribution_view(details.attribution)
     return {"page": page, "charts": charts}
+
+
+def sla_line_row(line: SlaLine) -> dict[str, Any]:
+    """One policy's or owner's SLA as display strings: counts, rates, both clocks' p50 and p90."""
+    return {
+        "key": line.key,
+        "met": line.met,
+        "breached": line.breached,
+        "pending": line.pending,
+        "rate": percent(line.met_rate),
+        "breach_rate": percent(line.breach_rate),
+        "business_p50": fmt_duration(line.business.p50_seconds),
+        "business_p90": fmt_duration(line.business.p90_seconds),
+        "wall_p50": fmt_duration(line.wall.p50_seconds),
+        "wall_p90": fmt_duration(line.wall.p90_seconds),
+    }
 
 
 def _attribution_view(lines: Any) -> tuple[list[dict[str, Any]], dict[str, Any]]:

@@ -99,6 +99,34 @@ class AttributionLine:
 
 
 @dataclass(frozen=True)
+class SlaLine:
+    """The handoff SLA of one policy or owner: outcomes, and speed to lead on both clocks.
+
+    Rates are over decided cycles (met + breached), like the headline's met rate; ``business``
+    reads response_business_seconds and ``wall`` response_seconds (nearest-rank percentiles).
+    """
+
+    key: str
+    met: int
+    breached: int
+    pending: int
+    business: SpeedToLead
+    wall: SpeedToLead
+
+    @property
+    def decided(self) -> int:
+        return self.met + self.breached
+
+    @property
+    def met_rate(self) -> float | None:
+        return self.met / self.decided if self.decided else None
+
+    @property
+    def breach_rate(self) -> float | None:
+        return self.breached / self.decided if self.decided else None
+
+
+@dataclass(frozen=True)
 class Details:
     """The sections beyond the classic report, for the dashboard and ``--format html``."""
 
@@ -106,6 +134,7 @@ class Details:
     sla_by_owner: Mapping[str, Mapping[str, int]]  # owner -> met/breached/pending
     rejections_by_campaign: Mapping[str, Mapping[str, int]]  # campaign -> reason -> leads
     attribution: tuple[AttributionLine, ...] | None  # None: the store has no attribution yet
+    sla_owners: tuple[SlaLine, ...] = ()  # by owner, sorted by owner
 
 
 @dataclass(frozen=True)
@@ -161,3 +190,4 @@ class Report:
     breakdown: Mapping[str, Funnel] = field(default_factory=dict)  # by query.by, unless source
     details: Details | None = None
     converted: Converted | None = None  # won revenue in the reporting currency (fx_rates)
+    sla_by_policy: tuple[SlaLine, ...] = ()  # by policy name (SINGLE_CLOCK for the single clock)

@@ -37,11 +37,18 @@ from leadflow.pipeline.reporting.model import (
     Report,
     ReportQuery,
     Revenue,
+    SlaLine,
     SpeedToLead,
     Totals,
 )
 from leadflow.schemas.errors import PermanentStoreError, StoreError
-from leadflow.schemas.vocabulary import ATTRIBUTION_MODELS, SLA_STATUSES, STAGES, UNKNOWN
+from leadflow.schemas.vocabulary import (
+    ATTRIBUTION_MODELS,
+    SINGLE_CLOCK,
+    SLA_STATUSES,
+    STAGES,
+    UNKNOWN,
+)
 from leadflow.sinks.engine import make_engine
 from leadflow.sinks.errors import first_line
 from leadflow.sinks.fx import RateBook, convert
@@ -101,6 +108,7 @@ def _read_report(conn: Connection, query: ReportQuery) -> Report:
         breakdown={key: _funnel(c) for key, c in breakdown.items()},
         details=_details(conn, query) if query.details else None,
         converted=convert(RateBook(conn), won),
+        sla_by_policy=_sla_lines(conn, query, func.coalesce(SLA.c.policy, literal(SINGLE_CLOCK))),
     )
 
 
@@ -210,6 +218,41 @@ def _sla_counts(conn: Connection, query: ReportQuery) -> dict[str, int]:
     return _with_statuses({str(status): int(n) for status, n in conn.execute(select_)})
 
 
+def _sla_lines(
+    conn: Connection, query: ReportQuery, key: ColumnElement[str]
+) -> tuple[SlaLine, ...]:
+    """One SlaLine per value of ``key`` over the handoff_sla rows the query selects."""
+    s = SLA.c
+    select_ = _sla_query(query, key, s.status, s.response_seconds, s.response_business_seconds)
+    statuses: dict[str, dict[str, int]] = {}
+    wall: dict[str, list[float]] = {}
+    business: dict[str, list[float]] = {}
+    for value, status, seconds, business_seconds in conn.execute(select_):
+        name = str(value)
+        counts = statuses.setdefault(name, {})
+        counts[str(status)] = counts.get(str(status), 0) + 1
+        if seconds is not None:
+            wall.setdefault(name, []).append(float(seconds))
+        if business_seconds is not None:
+            business.setdefault(name, []).append(float(business_seconds))
+    return tuple(
+        SlaLine(
+            key=name,
+            met=statuses[name].get("met", 0),
+            breached=statuses[name].get("breached", 0),
+            pending=statuses[name].get("pending", 0),
+            business=_speed(business.get(name, [])),
+            wall=_speed(wall.get(name, [])),
+        )
+        for name in sorted(statuses)
+    )
+
+
+def _speed(values: list[float]) -> SpeedToLead:
+    ordered = sorted(values)
+    return SpeedToLead(len(ordered), percentile(ordered, 50), percentile(ordered, 90))
+
+
 def _won_leads(query: ReportQuery, *columns: Any) -> Select[Any]:
     lc = LIFECYCLE.c
     return select(*columns).where(
@@ -255,6 +298,7 @@ def _details(conn: Connection, query: ReportQuery) -> Details:
         sla_by_owner=_sla_by_owner(conn, query),
         rejections_by_campaign=_rejections(conn, query),
         attribution=_attribution_lines(conn, query),
+        sla_owners=_sla_lines(conn, query, func.coalesce(SLA.c.owner_id, literal(UNKNOWN))),
     )
 
 
