@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     tansu_bin: str | None = None
     # Beyond the contract's table: tuning with safe defaults.
     web_host: str = "127.0.0.1"
+    # The worker serves /dashboard beside /metrics; deployments serve it apart (`leadflow
+    # dashboard` behind a login) and turn this off.
+    worker_dashboard: bool = True
     replication_factor: int = Field(default=1, ge=1)
     session_timeout: float = Field(default=10.0, ge=1.0, le=300.0)
     batch_size: int = Field(default=2000, ge=1, le=100_000)

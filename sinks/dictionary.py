@@ -257,6 +257,20 @@ def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+# How the exact numbers (amounts, won_amount, credit, target, rate) are stored.
+EXACT_NUMBERS = (
+    "Amounts (lead_lifecycle.amount, lead_events.amount, revenue_daily.won_amount,"
+    " shared_goals.target), attribution.credit and fx_rates.rate never pass through a binary"
+    " float. PostgreSQL stores them as NUMERIC(precision, scale). SQLite, which has no decimal"
+    " type, stores in the same NUMERIC column the integer count of the column's smallest unit:"
+    " cents for amounts and targets (scale 2), millionths for credit (scale 6), 10^-10 for"
+    " rates (scale 10); `SUM` over them adds integers exactly, and leadflow reads each integer"
+    " back as a decimal. A SQL reader of a SQLite store divides by 10^scale"
+    " (`won_amount / 100.0` is a float again: sum first, divide last). SQLite's 64-bit"
+    " integers bound them: amounts below 92,233,720,368,547,758.07, rates below 100,000,000."
+)
+
+
 def render_markdown() -> str:
     """docs/data-dictionary.md."""
     lines = [
@@ -264,6 +278,10 @@ def render_markdown() -> str:
         "",
         "Generated from `sinks/dictionary.py` (`python -m leadflow.sinks.dictionary`); do not"
         " edit by hand. Times are UTC; amounts are exact decimals in their own currency.",
+        "",
+        "## Exact numbers",
+        "",
+        EXACT_NUMBERS,
         "",
     ]
     for name, doc in DICTIONARY.items():

@@ -22,6 +22,8 @@ from leadflow.sinks.models import FX_RATES
 
 _CODE = re.compile(r"^[A-Z]{3}$")
 HEADER = ("currency", "day", "rate")
+# fx_rates.rate keeps 10 decimals; on SQLite it is an integer of 10**-10 units (int64).
+MAX_RATE = Decimal(100_000_000)
 
 
 @dataclass(frozen=True)
@@ -52,8 +54,10 @@ def _rate(path: Path, number: int, row: list[str]) -> Rate:
         rate = Decimal(rate_text)
     except (ValueError, InvalidOperation):
         raise LeadflowError(f"{where}: bad day or rate; nothing was loaded") from None
-    if not rate.is_finite() or rate <= 0 or rate >= Decimal("1e13"):
-        raise LeadflowError(f"{where}: the rate must be a number above 0; nothing was loaded")
+    if not rate.is_finite() or rate <= 0 or rate >= MAX_RATE:
+        raise LeadflowError(
+            f"{where}: the rate must be above 0 and below {MAX_RATE:,}; nothing was loaded"
+        )
     return Rate(currency, day, rate)
 
 

@@ -10,6 +10,7 @@ from decimal import Decimal, InvalidOperation
 from sqlalchemy import Connection, Engine, func, inspect, select
 
 from leadflow.schemas.errors import LeadflowError
+from leadflow.sinks.fx import RateBook, convert
 from leadflow.sinks.models import FUNNEL, GOALS, REVENUE
 
 GOAL_METRICS = ("won_revenue", "won_deals", "mqls", "sql")
@@ -122,13 +123,30 @@ def read_goals(conn: Connection, period: str | None = None) -> list[Goal]:
 
 
 def goal_progress(conn: Connection, period: str | None = None) -> list[GoalProgress]:
-    """Each goal (of ``period`` if given) with its actual, from funnel_daily and revenue_daily."""
+    """Each goal (of ``period`` if given) with its actual, from funnel_daily and revenue_daily.
+
+    A won_revenue goal in the reporting currency of fx_rates counts the deals of every currency
+    converted at the rate of their day (sinks/fx.py); deals of a currency without a rate on or
+    before that day are left out of it. A goal in another currency counts that currency only.
+    """
     out = []
+    book = RateBook(conn)
     for goal in read_goals(conn, period):
-        actual = _actual(conn, goal)
+        if goal.metric == "won_revenue" and goal.currency == book.to_currency:
+            actual = _converted_revenue(conn, goal, book)
+        else:
+            actual = _actual(conn, goal)
         ratio = float(actual / goal.target) if goal.target else None
         out.append(GoalProgress(goal, actual, ratio))
     return out
+
+
+def _converted_revenue(conn: Connection, goal: Goal, book: RateBook) -> Decimal:
+    start, end = parse_period(goal.period)
+    r = REVENUE.c
+    query = select(r.currency, r.won_amount, r.day).where(r.day >= start, r.day < end)
+    converted = convert(book, ((c, a, d) for c, a, d in conn.execute(query)))
+    return converted.total if converted is not None else Decimal("0.00")
 
 
 def _actual(conn: Connection, goal: Goal) -> Decimal:

@@ -6,12 +6,12 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, ClassVar
 
-from sqlalchemy import BigInteger, Float, Index, Numeric, String, Table, Text
+from sqlalchemy import BigInteger, Float, Index, String, Table, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from leadflow.sinks.types import UTCDateTime
+from leadflow.sinks.types import ExactNumeric, UTCDateTime
 
-Money = Numeric(18, 2)
+Money = ExactNumeric(18, 2)
 
 
 class Base(DeclarativeBase):
@@ -115,7 +115,7 @@ class RevenueDaily(Base):
     currency: Mapped[str] = mapped_column(primary_key=True)
     won_deals: Mapped[int]
     # Sums of many NUMERIC(18,2) amounts: room for them.
-    won_amount: Mapped[Decimal] = mapped_column(Numeric(38, 2))
+    won_amount: Mapped[Decimal] = mapped_column(ExactNumeric(38, 2))
 
 
 class DeadLetterRow(Base):
@@ -181,7 +181,7 @@ class Attribution(Base):
     lead_id: Mapped[str] = mapped_column(String(128), primary_key=True)
     campaign_id: Mapped[str] = mapped_column(primary_key=True)
     model: Mapped[str] = mapped_column(String(16), primary_key=True)
-    credit: Mapped[Decimal] = mapped_column(Numeric(9, 6))
+    credit: Mapped[Decimal] = mapped_column(ExactNumeric(9, 6))
     touch_count: Mapped[int]
 
 
@@ -206,7 +206,7 @@ class FxRate(Base):
     currency: Mapped[str] = mapped_column(String(3), primary_key=True)
     day: Mapped[date] = mapped_column(primary_key=True)
     to_currency: Mapped[str] = mapped_column(String(3))  # the one reporting currency
-    rate: Mapped[Decimal] = mapped_column(Numeric(24, 10))
+    rate: Mapped[Decimal] = mapped_column(ExactNumeric(24, 10))
     loaded_at: Mapped[datetime]
 
 

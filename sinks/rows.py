@@ -12,7 +12,9 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, Table
+from sqlalchemy import Column, Connection, Table
+
+from leadflow.sinks.types import ExactNumeric, to_units
 
 Convert = Callable[[Any], Any]
 
@@ -23,7 +25,7 @@ def _sqlite_value(value: Any) -> Any:
         # As UTCDateTime stores it on SQLite: naive UTC text with microseconds.
         return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
     if kind is Decimal:
-        return float(value)  # SQLite NUMERIC affinity: what Numeric binds there
+        raise TypeError("a Decimal in a column that is not ExactNumeric")
     if kind is bool:
         return int(value)
     return value
@@ -33,8 +35,19 @@ def _same(value: Any) -> Any:
     return value
 
 
-def converter(conn: Connection) -> Convert:
-    return _sqlite_value if conn.dialect.name == "sqlite" else _same
+def _units(scale: int) -> Convert:
+    return lambda value: to_units(value, scale)
+
+
+def converters(conn: Connection, columns: Sequence[Column[Any]]) -> list[Convert]:
+    """One driver-value function per column: on SQLite, ExactNumeric columns take integer
+    units of 10**-scale (as ExactNumeric binds them), the others UTC text and integers."""
+    if conn.dialect.name != "sqlite":
+        return [_same] * len(columns)
+    return [
+        _units(column.type.scale) if isinstance(column.type, ExactNumeric) else _sqlite_value
+        for column in columns
+    ]
 
 
 def _marks(conn: Connection, count: int) -> str:
@@ -75,8 +88,8 @@ def insert_rows(
             sql += f" WHERE {table.name}.{only_if_newer} {compare} excluded.{only_if_newer}"
     elif ignore_key:
         sql += f" ON CONFLICT ({', '.join(ignore_key)}) DO NOTHING"
-    convert = converter(conn)
-    values = [tuple(convert(row[c]) for c in columns) for row in rows]
+    pairs = list(zip(columns, converters(conn, list(table.columns)), strict=True))
+    values = [tuple(convert(row[c]) for c, convert in pairs) for row in rows]
     conn.exec_driver_sql(sql, values)
 
 
@@ -88,8 +101,8 @@ def delete_rows(
         return
     mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
     where = " AND ".join(f"{c} = {mark}" for c in key)
-    convert = converter(conn)
+    convert = converters(conn, [table.c[c] for c in key])
     conn.exec_driver_sql(
         f"DELETE FROM {table.name} WHERE {where}",
-        [tuple(convert(v) for v in row) for row in keys],
+        [tuple(f(v) for f, v in zip(convert, row, strict=True)) for row in keys],
     )

@@ -79,6 +79,10 @@ COMPOSE_SERVICES = {
     "ingest-tls",
     "prometheus",
     "grafana",
+    "db-logins",
+    "dashboard",
+    "dashboard-auth",
+    "kafka-exporter",
 }
 
 
@@ -241,8 +245,9 @@ def test_k8s_workers() -> None:
     assert pod["terminationGracePeriodSeconds"] >= 30
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert container["ports"] == [{"name": "metrics", "containerPort": 6066, "protocol": "TCP"}]
-    for probe in ("readinessProbe", "livenessProbe"):
-        assert container[probe]["httpGet"] == {"path": "/health", "port": "metrics"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/health", "port": "metrics"}
+    # Liveness apart from readiness: a recovering worker (503 on /health) is not restarted.
+    assert container["livenessProbe"]["httpGet"] == {"path": "/live", "port": "metrics"}
     assert {"requests", "limits"} <= container["resources"].keys()
     sources = {next(iter(ref.values()))["name"] for ref in container["envFrom"]}
     assert sources == {k8s_object("ConfigMap")["metadata"]["name"], "leadflow-secrets"}
@@ -252,6 +257,10 @@ def test_k8s_workers() -> None:
     assert service["spec"]["selector"].items() <= spec["template"]["metadata"]["labels"].items()
     job = k8s_object("Job")["spec"]["template"]["spec"]
     assert job["containers"][0]["args"] == ["db", "upgrade"]
+    (owner,) = [
+        ref["secretRef"]["name"] for ref in job["containers"][0]["envFrom"] if "secretRef" in ref
+    ]
+    assert owner == "leadflow-db-owner"
 
 
 EXAMPLE_SECRET = load_yaml(DEPLOY / "k8s-example" / "secret.yaml")
@@ -266,6 +275,63 @@ def test_k8s_settings_are_real(monkeypatch: pytest.MonkeyPatch) -> None:
     settings = settings_from({**config, **secret}, monkeypatch)
     assert settings.web_host == "0.0.0.0"
     assert settings.database_url.startswith("postgresql+psycopg://")
+
+
+def test_k8s_roles_of_each_secret() -> None:
+    """Workers as leadflow_writer, migrations as the owner, the dashboard read-only."""
+    examples = DEPLOY / "k8s-example"
+    users = {
+        "secret.yaml": "leadflow_writer",
+        "db-owner-secret.yaml": "leadflow",
+        "dashboard-secret.yaml": "leadflow_marketing",
+    }
+    for name, user in users.items():
+        url = load_yaml(examples / name)["stringData"]["LEADFLOW_DATABASE_URL"]
+        assert url.startswith(f"postgresql+psycopg://{user}:"), name
+
+
+def test_k8s_dashboard_apart_behind_a_login() -> None:
+    assert k8s_object("ConfigMap")["data"]["LEADFLOW_WORKER_DASHBOARD"] == "false"
+    deployment = k8s_object("Deployment", "leadflow-dashboard")
+    pod = deployment["spec"]["template"]["spec"]
+    containers = {c["name"]: c for c in pod["containers"]}
+    assert containers.keys() == {"dashboard", "oauth2-proxy"}
+    app = containers["dashboard"]
+    assert app["args"][:1] == ["dashboard"] and "127.0.0.1" in app["args"]
+    assert "ports" not in app, "the dashboard is reached through the proxy only"
+    (env,) = app["env"]
+    assert env["valueFrom"]["secretKeyRef"]["name"] == "leadflow-dashboard"
+    proxy = containers["oauth2-proxy"]
+    assert "--upstream=http://127.0.0.1:8066/" in proxy["args"]
+    assert [p["name"] for p in proxy["ports"]] == ["http"]
+    service = k8s_object("Service", "leadflow-dashboard")["spec"]
+    assert [p["targetPort"] for p in service["ports"]] == ["http"]
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert service["selector"].items() <= labels.items()
+
+
+def _ingress_rules(name: str) -> tuple[dict[str, str], list[dict[str, Any]]]:
+    policy = k8s_object("NetworkPolicy", name)["spec"]
+    assert policy["policyTypes"] == ["Ingress"]
+    return policy["podSelector"]["matchLabels"], policy["ingress"]
+
+
+def test_k8s_network_policies() -> None:
+    """Only Prometheus reaches the workers' metrics port; only the proxy's port of the
+    dashboard pods is open."""
+    selector, (rule,) = _ingress_rules("leadflow-worker")
+    worker_labels = k8s_object("Deployment", "leadflow-worker")["spec"]["template"]["metadata"]
+    assert selector.items() <= worker_labels["labels"].items()
+    assert [p["port"] for p in rule["ports"]] == ["metrics"]
+    (source,) = rule["from"]
+    assert source["podSelector"]["matchLabels"] == {"app.kubernetes.io/name": "prometheus"}
+    assert "namespaceSelector" in source
+    selector, (rule,) = _ingress_rules("leadflow-dashboard")
+    dashboard = k8s_object("Deployment", "leadflow-dashboard")["spec"]["template"]
+    assert selector.items() <= dashboard["metadata"]["labels"].items()
+    assert [p["port"] for p in rule["ports"]] == ["http"]
+    ingest = k8s_object("Deployment", "leadflow-ingest")["spec"]["template"]["metadata"]
+    assert not selector.items() <= ingest["labels"].items()
 
 
 def test_the_kustomization_carries_no_secret() -> None:
@@ -336,7 +402,7 @@ def test_compose_workers_share_group_and_differ_in_hostname(
         app_ids.add(settings.app_id)
         assert settings.web_host == "0.0.0.0"
         assert settings.broker == "kafka://kafka:9092"
-        assert settings.database_url.startswith("postgresql+psycopg://leadflow:")
+        assert settings.database_url.startswith("postgresql+psycopg://leadflow_writer:")
         assert settings.database_url.endswith("@postgres:5432/leadflow")
     assert len(app_ids) == 1
     assert len({SERVICES[worker]["hostname"] for worker in WORKERS}) == len(WORKERS)
@@ -352,9 +418,42 @@ def test_compose_leadflow_env_names_are_settings() -> None:
 
 def test_compose_database_password_matches_postgres() -> None:
     postgres = service_env(SERVICES["postgres"])
-    url = service_env(SERVICES["worker-1"])["LEADFLOW_DATABASE_URL"]
+    url = service_env(SERVICES["migrate"])["LEADFLOW_DATABASE_URL"]
     user = postgres["POSTGRES_USER"]
     assert f"//{user}:{postgres['POSTGRES_PASSWORD']}@" in url
+
+
+def test_compose_workers_and_dashboard_log_in_as_their_roles() -> None:
+    """Workers as leadflow_writer, the dashboard as read-only leadflow_marketing, with the
+    passwords db-logins sets after the owner's migrations."""
+    roles = service_env(SERVICES["db-logins"])
+    logins = {
+        "worker-1": ("leadflow_writer", roles["DB_WRITER_PASSWORD"]),
+        "worker-2": ("leadflow_writer", roles["DB_WRITER_PASSWORD"]),
+        "dashboard": ("leadflow_marketing", roles["DB_DASHBOARD_PASSWORD"]),
+    }
+    script = " ".join(SERVICES["db-logins"]["command"])
+    for name, (role, password) in logins.items():
+        url = service_env(SERVICES[name])["LEADFLOW_DATABASE_URL"]
+        assert url.startswith(f"postgresql+psycopg://{role}:{password}@postgres:5432/"), name
+        assert f"ALTER ROLE {role} PASSWORD" in script, role
+        assert SERVICES[name]["depends_on"]["db-logins"]["condition"] == (
+            "service_completed_successfully"
+        )
+    assert SERVICES["db-logins"]["depends_on"]["migrate"]["condition"] == (
+        "service_completed_successfully"
+    )
+
+
+def test_compose_dashboard_only_behind_the_login() -> None:
+    for worker in WORKERS:
+        assert service_env(SERVICES[worker])["LEADFLOW_WORKER_DASHBOARD"] == "false"
+    dashboard = SERVICES["dashboard"]
+    assert dashboard["command"][0] == "dashboard" and "ports" not in dashboard
+    proxy = SERVICES["dashboard-auth"]
+    assert proxy["image"].startswith("quay.io/oauth2-proxy/oauth2-proxy:v")
+    assert "--upstream=http://dashboard:8066/" in proxy["command"]
+    assert proxy["ports"] == ["127.0.0.1:4180:4180"]
 
 
 def test_compose_mounts_exist() -> None:
@@ -371,6 +470,9 @@ def test_prometheus_scrapes_the_compose_workers() -> None:
     targets = {t for group in job["static_configs"] for t in group["targets"]}
     assert targets == {f"{SERVICES[w]['hostname']}:6066" for w in WORKERS}
     assert config["rule_files"]
+    (lag,) = [j for j in config["scrape_configs"] if j["job_name"] == "kafka-exporter"]
+    assert lag["static_configs"][0]["targets"] == ["kafka-exporter:9308"]
+    assert "--kafka.server=kafka:9092" in SERVICES["kafka-exporter"]["command"]
 
 
 # --- Dockerfile -----------------------------------------------------------------------------
@@ -414,6 +516,67 @@ def test_dashboard_promql_parses(promtool: str, tmp_path: Path) -> None:
     run_promtool(promtool, "check", "rules", path)
 
 
+def _annotations(alert: str, value: str) -> dict[str, str]:
+    """The annotations of ``alert`` as Prometheus renders them for consumer group leadflow."""
+    (rule,) = [r for g in load_yaml(ALERTS)["groups"] for r in g["rules"] if r["alert"] == alert]
+    return {
+        key: text.replace("{{ $value | humanize }}", value)
+        .replace("{{ $labels.consumergroup }}", "leadflow")
+        .strip()
+        for key, text in rule["annotations"].items()
+    }
+
+
+def _lag(topic: str, values: str) -> dict[str, str]:
+    series = f'kafka_consumergroup_lag_sum{{consumergroup="leadflow",topic="{topic}"}}'
+    return {"series": series, "values": values}
+
+
+def _expect(alert: str, at: str, fired: dict[str, str] | None, value: str = "") -> dict[str, Any]:
+    found = (
+        []
+        if fired is None
+        else [{"exp_labels": fired, "exp_annotations": _annotations(alert, value)}]
+    )
+    return {"eval_time": at, "alertname": alert, "exp_alerts": found}
+
+
+def backlog_tests() -> dict[str, Any]:
+    """A backlog that stays (a stuck group) fires whatever the events' age; one worked off
+    and a group that keeps up do not; no exporter target is an alert of its own."""
+    stuck = {
+        "interval": "1m",
+        "input_series": [
+            _lag("marketing-leads", "0 0 0 40x40"),
+            {"series": 'up{job="kafka-exporter"}', "values": "1x45"},
+        ],
+        "alert_rule_test": [
+            _expect(
+                "LeadflowConsumerBacklog",
+                "30m",
+                {"severity": "warning", "consumergroup": "leadflow"},
+                "40",
+            ),
+            _expect("LeadflowConsumerLagUnknown", "30m", None),
+        ],
+    }
+    draining = {
+        "interval": "1m",
+        "input_series": [_lag("marketing-leads", "5000-100x45"), _lag("sales-outcomes", "0x45")],
+        "alert_rule_test": [
+            _expect("LeadflowConsumerBacklog", "40m", None),
+            _expect("LeadflowConsumerLagUnknown", "40m", {"severity": "warning"}),
+        ],
+    }
+    return {"rule_files": [str(ALERTS)], "evaluation_interval": "1m", "tests": [stuck, draining]}
+
+
+def test_the_backlog_alert_sees_a_backlog_that_stays(promtool: str, tmp_path: Path) -> None:
+    path = tmp_path / "backlog-test.yml"
+    path.write_text(yaml.safe_dump(backlog_tests()))
+    run_promtool(promtool, "test", "rules", path)
+
+
 def test_alerts_are_complete() -> None:
     rules = [rule for group in load_yaml(ALERTS)["groups"] for rule in group["rules"]]
     for rule in rules:
@@ -432,6 +595,7 @@ def test_alerts_are_complete() -> None:
         "leadflow_sink_oldest_unwritten_batch_seconds",
         "up{",
         "absent(up",
+        "kafka_consumergroup_lag_sum",
     ):
         assert needle in exprs, needle
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from rich.console import Console
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, select, text
 
 from leadflow.agents.fold import fold
 from leadflow.pipeline.reporting import run_report
@@ -34,6 +34,7 @@ from leadflow.schemas.classify import DeadLetter
 from leadflow.schemas.errors import PermanentStoreError, StoreError
 from leadflow.schemas.vocabulary import STAGES
 from leadflow.sinks import SqlSink, make_engine
+from leadflow.sinks.models import REVENUE
 from tests.support.golden import Scenario, config_of, facts_of, load_scenarios
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
@@ -331,8 +332,8 @@ def test_revenue_equals_revenue_daily_summed(engine: Engine) -> None:
     write_golden(engine)
     totals: dict[str, list[Any]] = defaultdict(lambda: [0, Decimal(0)])
     with engine.connect() as conn:
-        query = text("SELECT currency, won_deals, won_amount FROM revenue_daily")
-        for currency, deals, amount in conn.execute(query):
+        r = REVENUE.c  # typed: won_amount is integer cents on SQLite (ExactNumeric)
+        for currency, deals, amount in conn.execute(select(r.currency, r.won_deals, r.won_amount)):
             totals[currency][0] += deals
             totals[currency][1] += Decimal(str(amount)).quantize(Decimal("0.01"))
     assert {c: Revenue(d, a) for c, (d, a) in totals.items()} == build_report(engine).revenue

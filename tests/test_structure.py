@@ -156,3 +156,20 @@ def test_bare_layer_imports_are_refused_by_the_linter(tmp_path: Path) -> None:
     )
     assert done.returncode == 1
     assert "TID251" in done.stdout
+
+
+def test_no_file_holds_a_merge_conflict_marker() -> None:
+    listed = subprocess.run(
+        ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, timeout=60, check=True
+    ).stdout.split()
+    markers = ("<<<<<<< ", ">>>>>>> ")
+    found = []
+    for name in listed:
+        path = ROOT / name
+        if path.suffix in {".png", ".gz"} or not path.is_file():
+            continue
+        text = path.read_text(encoding="utf-8", errors="replace")
+        found += [
+            f"{name}:{n}" for n, line in enumerate(text.splitlines(), 1) if line.startswith(markers)
+        ]
+    assert found == []

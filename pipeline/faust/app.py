@@ -128,9 +128,10 @@ def create_app(
     _add_sla_clock(app, settings)
     _add_pages(app, metrics)
     if store is not None:
-        from leadflow.pipeline.dashboard.server import register_pages
+        if settings.worker_dashboard:
+            from leadflow.pipeline.dashboard.server import register_pages
 
-        register_pages(app, store)
+            register_pages(app, store)
         app.leadflow.sla_policies = check_sla_policies(store, app.processor.config)
         _add_goals_gauge(app, settings, store, metrics)
     return app
@@ -302,6 +303,12 @@ def _add_pages(app: LeadflowApp, metrics: Metrics) -> None:
             "sla_policies": state.sla_policies,
         }
         return web.json(body, status=200 if healthy else 503)
+
+    # Liveness: 200 while the process serves HTTP, also while it rebalances or recovers
+    # (when /health, the readiness answer, is 503).
+    @app.page("/live")
+    async def live(web: Any, request: Any) -> Any:
+        return web.json({"live": True})
 
     @app.page("/metrics")
     async def metrics_page(web: Any, request: Any) -> Any:
