@@ -285,6 +285,10 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: {sentence}; see `{self.prog} --help`.\n")
 
 
+# name, handler, one-line help, example -> the command's parser
+AddCommand = Callable[[str, Handler, str, str], argparse.ArgumentParser]
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(
         prog="leadflow",
@@ -305,16 +309,14 @@ def build_parser() -> argparse.ArgumentParser:
         sub.set_defaults(handler=handler)
         return sub
 
-    sub = add(
-        "schemas",
-        _schemas,
-        "write the JSON Schema of every event type, and one for all types",
-        "leadflow schemas ./event-schemas",
-    )
-    sub.add_argument(
-        "directory",
-        help="folder for <event_type>.schema.json files and leadflow-event.schema.json",
-    )
+    _add_pipeline_commands(add)
+    _add_results_commands(add)
+    _add_store_commands(add)
+    return parser
+
+
+def _add_pipeline_commands(add: AddCommand) -> None:
+    """Commands of the pipeline and its inputs: workers, brokers, traffic, HTTP ingestion."""
     sub = add(
         "worker",
         _worker,
@@ -361,6 +363,42 @@ def build_parser() -> argparse.ArgumentParser:
         help="message keys: the lead_id (as producers should), none, or random",
     )
     sub = add(
+        "publish",
+        _publish,
+        "publish events from a JSON Lines file: every line is validated first, and a file with"
+        " a refused line publishes nothing unless --partial (exit 1 if any line is refused)",
+        "leadflow publish --dry-run events.jsonl && leadflow publish events.jsonl\n"
+        "         LEADFLOW_COMPRESSION=lz4 leadflow publish events.jsonl",
+    )
+    sub.add_argument(
+        "file", help='JSON Lines: {"topic": "marketing"|"sales", "value": {...}} or a bare event'
+    )
+    sub.add_argument("--dry-run", action="store_true", help="validate only; publish nothing")
+    sub.add_argument(
+        "--partial", action="store_true", help="publish the valid lines even if some are refused"
+    )
+    add(
+        "ingest",
+        _ingest,
+        "serve the HTTP ingestion API (POST /v1/events, GET /v1/health, /metrics, preset hooks)"
+        " for producers that cannot speak Kafka; put TLS termination in front of it",
+        _INGEST_EXAMPLE,
+    )
+    sub = add(
+        "schemas",
+        _schemas,
+        "write the JSON Schema of every event type, and one for all types",
+        "leadflow schemas ./event-schemas",
+    )
+    sub.add_argument(
+        "directory",
+        help="folder for <event_type>.schema.json files and leadflow-event.schema.json",
+    )
+
+
+def _add_results_commands(add: AddCommand) -> None:
+    """Commands of the shared results: the report, the dashboard, goals, exchange rates."""
+    sub = add(
         "report",
         _report,
         "print the funnel, conversion, speed-to-lead, SLA and revenue report from the store",
@@ -401,21 +439,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub.add_argument("--port", type=_port, default=8066, help="port to listen on (default: 8066)")
     sub = add(
-        "publish",
-        _publish,
-        "publish events from a JSON Lines file: every line is validated first, and a file with"
-        " a refused line publishes nothing unless --partial (exit 1 if any line is refused)",
-        "leadflow publish --dry-run events.jsonl && leadflow publish events.jsonl\n"
-        "         LEADFLOW_COMPRESSION=lz4 leadflow publish events.jsonl",
-    )
-    sub.add_argument(
-        "file", help='JSON Lines: {"topic": "marketing"|"sales", "value": {...}} or a bare event'
-    )
-    sub.add_argument("--dry-run", action="store_true", help="validate only; publish nothing")
-    sub.add_argument(
-        "--partial", action="store_true", help="publish the valid lines even if some are refused"
-    )
-    sub = add(
         "goals",
         _goals,
         "shared goals of both teams: set or delete one, or list them with their progress",
@@ -429,6 +452,20 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--currency", help="three letters; required for won_revenue")
     sub.add_argument("--target", help="the number to reach in the period")
     sub = add(
+        "fx",
+        _fx,
+        "exchange rates into one reporting currency: load a CSV (currency,day,rate); a bad"
+        " line loads nothing",
+        "leadflow fx load rates.csv --to EUR",
+    )
+    sub.add_argument("action", choices=["load"])
+    sub.add_argument("file", help="CSV with the header currency,day,rate (rate: units of --to)")
+    sub.add_argument("--to", required=True, help="the reporting currency, e.g. EUR")
+
+
+def _add_store_commands(add: AddCommand) -> None:
+    """Commands of the store and its settings: SLA policies, rebuild, migrations."""
+    sub = add(
         "sla",
         _sla,
         "check an SLA policy file: which policy applies to an MQL, and its deadline",
@@ -441,23 +478,6 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--source", help="the lead's source")
     sub.add_argument("--campaign", help="the lead's campaign_id")
     sub.add_argument("--score", type=int, help="the lead's score at MQL")
-    add(
-        "ingest",
-        _ingest,
-        "serve the HTTP ingestion API (POST /v1/events, GET /v1/health, /metrics, preset hooks)"
-        " for producers that cannot speak Kafka; put TLS termination in front of it",
-        _INGEST_EXAMPLE,
-    )
-    sub = add(
-        "fx",
-        _fx,
-        "exchange rates into one reporting currency: load a CSV (currency,day,rate); a bad"
-        " line loads nothing",
-        "leadflow fx load rates.csv --to EUR",
-    )
-    sub.add_argument("action", choices=["load"])
-    sub.add_argument("file", help="CSV with the header currency,day,rate (rate: units of --to)")
-    sub.add_argument("--to", required=True, help="the reporting currency, e.g. EUR")
     sub = add(
         "rebuild",
         _rebuild,
@@ -473,7 +493,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     db = add("db", _db, "database commands: upgrade applies the migrations", "leadflow db upgrade")
     db.add_argument("action", choices=["upgrade"])
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
