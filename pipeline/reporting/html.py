@@ -19,8 +19,9 @@ from leadflow.pipeline.reporting.formats import (
     rejection_pivot,
     worst_first,
 )
-from leadflow.pipeline.reporting.model import DIMENSIONS, Report, ReportQuery, SlaLine
+from leadflow.pipeline.reporting.model import DIMENSIONS, Details, Report, ReportQuery, SlaLine
 from leadflow.schemas.vocabulary import ATTRIBUTION_MODELS, FUNNEL_PATH
+from leadflow.sinks.goals import GoalProgress
 
 WEB_DIR = Path(__file__).parent
 BASE = "/dashboard"  # where the dashboard serves this page; the filter form posts here
@@ -74,12 +75,20 @@ def fmt_time(moment: datetime | None) -> str:
 
 def page_model(report: Report) -> dict[str, Any]:
     """The report as display rows (strings), and the chart data, for the template."""
+    page = _headline_rows(report)
+    charts = _headline_charts(report, page)
+    if report.details is not None:
+        _add_details(report.details, page, charts)
+    return {"page": page, "charts": charts}
+
+
+def _headline_rows(report: Report) -> dict[str, Any]:
+    """What every page shows: KPIs, the funnel and its breakdown, SLA, revenue, goals."""
     funnel = report.funnel
     rates = {step.split("->")[1]: rate for step, rate in funnel.conversion.items()}
-    details = report.details
     by = report.query.by
     groups = report.funnel_by_source if by == "source" else report.breakdown
-    page: dict[str, Any] = {
+    return {
         "kpis": {
             "leads": funnel.stages.get("lead", 0),
             "mql": funnel.stages.get("mql", 0),
@@ -117,30 +126,34 @@ def page_model(report: Report) -> dict[str, Any]:
             {"currency": c, "deals": r.won_deals, "amount": fmt_money(r.won_amount)}
             for c, r in report.revenue.items()
         ],
-        "goals": [
-            {
-                "period": p.goal.period,
-                "label": f"{p.goal.metric} {p.goal.currency}".strip(),
-                "key": f"{p.goal.period}.{p.goal.metric}.{p.goal.currency or 'all'}",
-                "actual": goal_number(p.goal.metric, p.actual),
-                "target": goal_number(p.goal.metric, p.goal.target),
-                "meter": min(1.0, p.ratio or 0.0),
-                "progress": percent(p.ratio),
-            }
-            for p in report.goals
-        ],
+        "goals": [_goal_row(p) for p in report.goals],
         "speed_histogram": [],
         "sla_by_owner": [],
         "rejections": None,
         "attribution": None,
         "models": list(ATTRIBUTION_MODELS),
     }
-    charts: dict[str, Any] = {
+
+
+def _goal_row(progress: GoalProgress) -> dict[str, Any]:
+    goal = progress.goal
+    return {
+        "period": goal.period,
+        "label": f"{goal.metric} {goal.currency}".strip(),
+        "key": f"{goal.period}.{goal.metric}.{goal.currency or 'all'}",
+        "actual": goal_number(goal.metric, progress.actual),
+        "target": goal_number(goal.metric, goal.target),
+        "meter": min(1.0, progress.ratio or 0.0),
+        "progress": percent(progress.ratio),
+    }
+
+
+def _headline_charts(report: Report, page: dict[str, Any]) -> dict[str, Any]:
+    stages = report.funnel.stages
+    return {
         "funnel": {
             "labels": list(FUNNEL_PATH),
-            "datasets": [
-                {"label": "leads", "data": [funnel.stages.get(s, 0) for s in FUNNEL_PATH]}
-            ],
+            "datasets": [{"label": "leads", "data": [stages.get(s, 0) for s in FUNNEL_PATH]}],
         },
         "goals": {
             "labels": [row["label"] + " " + row["period"] for row in page["goals"]],
@@ -155,48 +168,56 @@ def page_model(report: Report) -> dict[str, Any]:
             ],
         },
     }
-    if details is not None:
-        page["speed_histogram"] = list(details.speed_histogram.items())
-        charts["speed"] = {
-            "labels": list(details.speed_histogram),
-            "datasets": [{"label": "responses", "data": list(details.speed_histogram.values())}],
-        }
-        owners = worst_first(details.sla_owners)
-        page["sla_by_owner"] = [{"owner": line.key, **sla_line_row(line)} for line in owners]
-        worst = owners[:DRILL_TOP]
-        charts["sla"] = {
-            "labels": [line.key for line in worst],
-            "horizontal": True,
-            "percent": True,
-            "datasets": [
-                {
-                    "label": "SLA met rate %",
-                    "color": "#dc2626",
-                    "data": [
-                        None if line.met_rate is None else round(line.met_rate * 100, 1)
-                        for line in worst
-                    ],
-                }
-            ],
-        }
-        campaigns, reasons, cells = rejection_pivot(details, PIVOT_TOP)
-        page["rejections"] = {
-            "reasons": reasons,
-            "rows": [
-                {"campaign": c, "counts": [cells.get((c, r), 0) for r in reasons]}
-                for c in campaigns
-            ],
-            "all": [
-                {"campaign": campaign, "reason": reason, "leads": n}
-                for campaign, counts in details.rejections_by_campaign.items()
-                for reason, n in counts.items()
-            ],
-            "campaigns_total": len(details.rejections_by_campaign),
-            "reasons_total": len({r for rs in details.rejections_by_campaign.values() for r in rs}),
-        }
-        if details.attribution is not None:
-            page["attribution"], charts["attribution"] = _attribution_view(details.attribution)
-    return {"page": page, "charts": charts}
+
+
+def _add_details(details: Details, page: dict[str, Any], charts: dict[str, Any]) -> None:
+    """The drill-downs: speed histogram, SLA by owner, rejections, attribution."""
+    page["speed_histogram"] = list(details.speed_histogram.items())
+    charts["speed"] = {
+        "labels": list(details.speed_histogram),
+        "datasets": [{"label": "responses", "data": list(details.speed_histogram.values())}],
+    }
+    owners = worst_first(details.sla_owners)
+    page["sla_by_owner"] = [{"owner": line.key, **sla_line_row(line)} for line in owners]
+    charts["sla"] = _sla_chart(owners[:DRILL_TOP])
+    page["rejections"] = _rejection_rows(details)
+    if details.attribution is not None:
+        page["attribution"], charts["attribution"] = _attribution_view(details.attribution)
+
+
+def _sla_chart(worst: list[SlaLine]) -> dict[str, Any]:
+    return {
+        "labels": [line.key for line in worst],
+        "horizontal": True,
+        "percent": True,
+        "datasets": [
+            {
+                "label": "SLA met rate %",
+                "color": "#dc2626",
+                "data": [
+                    None if line.met_rate is None else round(line.met_rate * 100, 1)
+                    for line in worst
+                ],
+            }
+        ],
+    }
+
+
+def _rejection_rows(details: Details) -> dict[str, Any]:
+    campaigns, reasons, cells = rejection_pivot(details, PIVOT_TOP)
+    return {
+        "reasons": reasons,
+        "rows": [
+            {"campaign": c, "counts": [cells.get((c, r), 0) for r in reasons]} for c in campaigns
+        ],
+        "all": [
+            {"campaign": campaign, "reason": reason, "leads": n}
+            for campaign, counts in details.rejections_by_campaign.items()
+            for reason, n in counts.items()
+        ],
+        "campaigns_total": len(details.rejections_by_campaign),
+        "reasons_total": len({r for rs in details.rejections_by_campaign.values() for r in rs}),
+    }
 
 
 def sla_line_row(line: SlaLine) -> dict[str, Any]:
