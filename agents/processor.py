@@ -285,8 +285,10 @@ class LeadProcessor:
                 for lead, version in versions.items()
                 if state_version(self._load(lead)) < version - 1
             )
-            for start in range(0, len(behind), RECOVER_CHUNK):
-                chunk = behind[start : start + RECOVER_CHUNK]
+            backfilled = await self._unrecorded(history, owned, set(behind))
+            refold = sorted({*behind, *backfilled})
+            for start in range(0, len(refold), RECOVER_CHUNK):
+                chunk = refold[start : start + RECOVER_CHUNK]
                 facts = await _until_read(loop, history.facts, chunk)
                 now = utcnow()
                 updates = [
@@ -304,11 +306,28 @@ class LeadProcessor:
                     sorted(partitions),
                     time.monotonic() - started,
                 )
+            if backfilled:
+                self.metrics.backfilled_leads.inc(len(backfilled))
+                log.warning(
+                    "wrote the events of %d leads of partitions %s to lead_events from the "
+                    "Kafka state: the store held their rows but not their events",
+                    len(backfilled),
+                    sorted(partitions),
+                )
             return len(behind)
         finally:
             self._recoveries -= 1
             if not self._recoveries:
                 self._recovered.set()
+
+    async def _unrecorded(
+        self, history: History, owned: Callable[[str], bool], behind: set[str]
+    ) -> list[str]:
+        """The owned leads whose events the store lacks and the table holds (not ``behind``):
+        their events go to lead_events, so that the store keeps their history."""
+        loop = asyncio.get_running_loop()
+        missing = await _until_read(loop, history.unrecorded, owned)
+        return [lead for lead in missing if lead not in behind and state_version(self._load(lead))]
 
     async def expire_due(self) -> int:
         """The SLA clock: turn pending SLAs whose deadline passed into breached; no scan."""
