@@ -60,6 +60,7 @@ from bench.harness import (
     say,
 )
 from bench.ingest import run_ingest
+from bench.rebuild import rebuild_line, run_rebuild
 from bench.state import run_state, state_line
 
 
@@ -517,7 +518,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only",
         default="",
-        help="comma list of phases (raw,ceiling,naive,sqlite,postgresql,latency,state,ingest)",
+        help="comma list of phases "
+        "(raw,ceiling,naive,sqlite,postgresql,latency,state,ingest,rebuild)",
+    )
+    parser.add_argument(
+        "--rebuild-leads",
+        type=int,
+        default=None,
+        help="leads of the rebuild phase's store (default 200,000; the issue's figure: 1000000)",
     )
     parser.add_argument("--state-big", type=int, default=None, help="leads of the big state worker")
     parser.add_argument(
@@ -638,6 +646,12 @@ def main(argv: list[str] | None = None) -> int:
                 say(state_line(body))
                 if not body["stores_complete"]:
                     errors["state"] = "a store lacks leads or events (state.*.store_totals)"
+        if wanted("rebuild"):
+            leads = args.rebuild_leads or (20_000 if args.quick else 200_000)
+            body = phase(results, errors, "rebuild", run_rebuild, workdir, leads)
+            if body:
+                results["rebuild"] = body
+                say(rebuild_line(body))
     except KeyboardInterrupt:
         errors.setdefault("interrupted", "KeyboardInterrupt")
     finally:
@@ -655,6 +669,7 @@ def main(argv: list[str] | None = None) -> int:
     state = results.get("state") or {}
     startups = [v["worker_startup_s"] for v in lf.values() if v]
     ingest = (results.get("ingest") or {}).get("one_client") or {}
+    rebuild = results.get("rebuild") or {}
 
     def ratio(a: float | None, b: float | None) -> float | None:
         return a / b if a and b else None
@@ -677,6 +692,9 @@ def main(argv: list[str] | None = None) -> int:
         "startup_s": max(startups) if startups else None,
         "ingest_events_per_s": ingest.get("events_per_s"),
         "ingest_p99_ms": ingest.get("p99_ms"),
+        "rebuild_s": (rebuild.get("rebuild_empty") or {}).get("seconds"),
+        "rebuild_peak_rss_mb": (rebuild.get("rebuild_empty") or {}).get("peak_rss_mb"),
+        "rebuild_leads": rebuild.get("leads"),
         "targets": {
             "ratio_ceiling": ">= 0.6",
             "ratio_naive": ">= 3",
