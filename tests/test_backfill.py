@@ -5,9 +5,8 @@ holds the events of leads that lead_events lacks writes them there at recovery, 
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -15,11 +14,11 @@ from sqlalchemy import Engine, MetaData, Table
 
 from leadflow.agents.metrics import Metrics
 from leadflow.agents.processor import LeadProcessor
-from leadflow.pipeline.rebuild import rebuild
 from leadflow.schemas.classify import DeadLetter
 from leadflow.schemas.records import LeadSnapshot
 from leadflow.sinks import make_engine, upgrade
 from leadflow.sinks.rebuild import RebuildRefused
+from tests.support.rebuilds import rebuild_when_free
 from tests.test_processor_stages import NAMES, PARTITIONS
 from tests.test_recovery import ALL, CONFIG, _sent, dump, feed, messages, run, worker
 
@@ -64,20 +63,6 @@ def insert_as_of_0006(engine: Engine, snapshots: Sequence[LeadSnapshot]) -> None
                 conn.execute(table.insert(), values)
 
 
-def rebuild_when_free(url: str) -> None:
-    """``leadflow rebuild``, retried while another store of the same PostgreSQL database holds
-    the writers' lock (advisory locks are per database, and other tests may write)."""
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            rebuild(url, CONFIG, quiet=timedelta(0))
-            return
-        except RebuildRefused as refused:
-            if "a worker is writing" not in str(refused) or time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
-
-
 @pytest.fixture
 def old_and_fresh(database_url: str, other_url: str) -> Iterator[tuple[str, Engine, Engine]]:
     """A store at 0006 and a fresh reference store at the newest schema."""
@@ -112,7 +97,7 @@ def test_an_upgraded_store_gets_its_events_from_the_kafka_state(
     insert_as_of_0006(engine, list(old_sink.latest.values()))
     upgrade(url)
     with pytest.raises(RebuildRefused, match="no events in lead_events"):
-        rebuild_when_free(url)
+        rebuild_when_free(url, CONFIG)
 
     after = worker(engine, table)  # the changelog state of the worker that wrote the rows
     with caplog.at_level(logging.WARNING, logger="leadflow.agents"):
@@ -128,7 +113,7 @@ def test_an_upgraded_store_gets_its_events_from_the_kafka_state(
     feed(fresh, messages())
     fresh.close()
     assert dump(engine)["lead_events"] == dump(reference)["lead_events"]
-    rebuild_when_free(url)
+    rebuild_when_free(url, CONFIG)
     mine, theirs = dump(engine), dump(reference)
     for name in PER_LEAD:
         assert mine[name] == theirs[name], f"{name} differs from a fresh pipeline's"
