@@ -60,7 +60,8 @@ typecheck: $(STAMP)
 
 check: lint typecheck test
 
-# Five to ten minutes; the last line is the `bench:` summary, figures in bench/results/.
+# Five to ten minutes plus the rebuild phase (about three minutes for 200,000 leads); the last
+# line is the `bench:` summary, figures in bench/results/.
 bench: $(STAMP)
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
 

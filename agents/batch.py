@@ -262,11 +262,14 @@ def recovered(
     lead_id: str, raw: bytes | None, history: Sequence[Fact], config: FoldConfig, now: datetime
 ) -> LeadUpdate:
     """The lead refolded from its stored ``history`` and whatever its table value holds; the
-    table value's copy of an event wins (lead_events holds no personal data)."""
+    table value's copy of an event wins (lead_events holds no personal data). The snapshot
+    carries the lead_events rows of the table's events that ``history`` lacks."""
     old, stored = decode_state(raw)
     known = {fact.event_id for fact in stored}
     running = LeadFold(lead_id, config, [*stored, *(f for f in history if f.event_id not in known)])
-    return _update(running, old, running.progress(), now, {})
+    update = _update(running, old, running.progress(), now, {})
+    recorded = {fact.event_id for fact in history}
+    return _with_events(update, [f for f in stored if f.event_id not in recorded], [])
 
 
 def refresh(

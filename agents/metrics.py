@@ -34,6 +34,7 @@ class Metrics:
     goal_progress: Gauge
     sink_oldest_unwritten: Gauge
     recovered_leads: Counter
+    backfilled_leads: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry | None = None) -> Metrics:
@@ -135,6 +136,11 @@ class Metrics:
             recovered_leads=Counter(
                 "leadflow_recovered_leads",
                 "Leads whose Kafka state was behind the store, refolded from lead_events.",
+                registry=reg,
+            ),
+            backfilled_leads=Counter(
+                "leadflow_backfilled_leads",
+                "Leads of a store older than lead_events whose events the worker wrote there.",
                 registry=reg,
             ),
         )

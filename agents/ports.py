@@ -27,6 +27,10 @@ class History(Protocol):
         """The stored version of every lead ``keep`` accepts."""
         ...
 
+    def unrecorded(self, keep: Callable[[str], bool]) -> list[str]:
+        """The stored leads ``keep`` accepts that have no stored events (an older store)."""
+        ...
+
     def facts(self, lead_ids: Sequence[str]) -> dict[str, list[Fact]]:
         """The stored events of each lead, as facts."""
         ...

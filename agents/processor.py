@@ -42,6 +42,7 @@ from leadflow.schemas.classify import DeadLetter, Rejection, classify
 from leadflow.schemas.errors import StoreError
 from leadflow.schemas.records import TopicNames
 from leadflow.schemas.vocabulary import CONFLICTING_DUPLICATE, SINGLE_CLOCK, STAGE_LABELS
+from leadflow.sinks.conflicts import ORIGIN
 from leadflow.sinks.store import Sink
 from leadflow.sinks.writer import OrderedSink, ThreadWriter
 
@@ -177,7 +178,11 @@ class LeadProcessor:
             payload = m.value if copy is None else event_payload(local[index][0], copy)
             return DeadLetter.of(payload, rejection, m.topic, m.partition, m.offset, now)
 
-        return await self._apply(local, letters, now, refuse)
+        def place(index: int) -> Place:
+            m = local_messages[index]
+            return (m.topic, m.partition, m.offset)
+
+        return await self._apply(local, letters, now, refuse, place)
 
     async def handle_rekeyed(self, messages: Sequence[Incoming]) -> Awaitable[None]:
         """A batch from the internal topic of events re-keyed by ``lead_id``."""
@@ -191,8 +196,12 @@ class LeadProcessor:
             payload = event_payload(lead_id, copy or fact)
             return DeadLetter.of(payload, rejection, topic, partition, offset, now)
 
+        def place(index: int) -> Place:
+            m, (_, _, origin) = forwarded[index]
+            return origin or (m.topic, m.partition, m.offset)
+
         facts = [(lead_id, fact) for _, (lead_id, fact, _) in forwarded]
-        return await self._apply(facts, [], now, refuse)
+        return await self._apply(facts, [], now, refuse, place)
 
     # -- steps ---------------------------------------------------------------------------
 
@@ -227,6 +236,7 @@ class LeadProcessor:
         letters: list[DeadLetter],
         now: datetime,
         refuse: Refuse,
+        place: Callable[[int], Place],
     ) -> Awaitable[None]:
         """Fold now (later batches must see these events); store, emit and keep in order later.
 
@@ -248,6 +258,7 @@ class LeadProcessor:
         letters += [
             _conflict_letter(refuse, index, copy, facts) for index, copy in result.conflicts
         ]
+        _mark_places(result.updates, facts, place)
         self._hold(result.updates)
         return await self._submit(_Job(result.updates, letters, now, result.outcomes))
 
@@ -285,8 +296,10 @@ class LeadProcessor:
                 for lead, version in versions.items()
                 if state_version(self._load(lead)) < version - 1
             )
-            for start in range(0, len(behind), RECOVER_CHUNK):
-                chunk = behind[start : start + RECOVER_CHUNK]
+            backfilled = await self._unrecorded(history, owned, set(behind))
+            refold = sorted({*behind, *backfilled})
+            for start in range(0, len(refold), RECOVER_CHUNK):
+                chunk = refold[start : start + RECOVER_CHUNK]
                 facts = await _until_read(loop, history.facts, chunk)
                 now = utcnow()
                 updates = [
@@ -304,11 +317,28 @@ class LeadProcessor:
                     sorted(partitions),
                     time.monotonic() - started,
                 )
+            if backfilled:
+                self.metrics.backfilled_leads.inc(len(backfilled))
+                log.warning(
+                    "wrote the events of %d leads of partitions %s to lead_events from the "
+                    "Kafka state: the store held their rows but not their events",
+                    len(backfilled),
+                    sorted(partitions),
+                )
             return len(behind)
         finally:
             self._recoveries -= 1
             if not self._recoveries:
                 self._recovered.set()
+
+    async def _unrecorded(
+        self, history: History, owned: Callable[[str], bool], behind: set[str]
+    ) -> list[str]:
+        """The owned leads whose events the store lacks and the table holds (not ``behind``):
+        their events go to lead_events, so that the store keeps their history."""
+        loop = asyncio.get_running_loop()
+        missing = await _until_read(loop, history.unrecorded, owned)
+        return [lead for lead in missing if lead not in behind and state_version(self._load(lead))]
 
     async def expire_due(self) -> int:
         """The SLA clock: turn pending SLAs whose deadline passed into breached; no scan."""
@@ -589,6 +619,27 @@ def _settle(done: asyncio.Future[None], deliveries: asyncio.Future[Any]) -> None
         done.set_exception(deliveries.exception())  # type: ignore[arg-type]
     else:
         done.set_result(None)
+
+
+# Where a message came in: (topic, partition, offset).
+Place = tuple[str, int, int]
+
+
+def _mark_places(
+    updates: list[LeadUpdate], facts: list[tuple[str, Fact]], place: Callable[[int], Place]
+) -> None:
+    """Give each new lead_events row the place of a message that brought its event: the store
+    dead-letters a copy there when another lead keeps that event_id."""
+    if not any(update.snapshot.events for update in updates):
+        return
+    first: dict[tuple[str, str], int] = {}
+    for at, (lead_id, fact) in enumerate(facts):
+        first.setdefault((lead_id, fact.event_id), at)
+    for update in updates:
+        for row in update.snapshot.events:
+            found = first.get((update.lead_id, row["event_id"]))
+            if found is not None:
+                row[ORIGIN] = place(found)
 
 
 # A dead letter of the event at an index in the batch: its own message, or (``copy``) another

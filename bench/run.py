@@ -69,6 +69,7 @@ from bench.harness import (
 from bench.ingest import run_ingest
 from bench.profile import Spy, cpu_seconds, summarize
 from bench.quix import run_quix
+from bench.rebuild import rebuild_line, run_rebuild
 from bench.state import run_state, state_line
 
 
@@ -558,7 +559,14 @@ def main(argv: list[str] | None = None) -> int:
         "--only",
         default="",
         help="comma list of phases "
-        "(raw,ceiling,naive,sqlite,postgresql,quix,latency,state,ingest; quix needs postgresql)",
+        "(raw,ceiling,naive,sqlite,postgresql,quix,latency,state,ingest,rebuild;"
+        " quix needs postgresql)",
+    )
+    parser.add_argument(
+        "--rebuild-leads",
+        type=int,
+        default=None,
+        help="leads of the rebuild phase's store (default 200,000; the issue's figure: 1000000)",
     )
     parser.add_argument("--state-big", type=int, default=None, help="leads of the big state worker")
     parser.add_argument(
@@ -741,6 +749,12 @@ def main(argv: list[str] | None = None) -> int:
                 say(state_line(body))
                 if not body["stores_complete"]:
                     errors["state"] = "a store lacks leads or events (state.*.store_totals)"
+        if wanted("rebuild"):
+            leads = args.rebuild_leads or (20_000 if args.quick else 200_000)
+            body = phase(results, errors, "rebuild", run_rebuild, workdir, leads)
+            if body:
+                results["rebuild"] = body
+                say(rebuild_line(body))
     except KeyboardInterrupt:
         errors.setdefault("interrupted", "KeyboardInterrupt")
     finally:
@@ -765,6 +779,7 @@ def main(argv: list[str] | None = None) -> int:
     pg_runs = [runs["postgresql"], *lf.get("postgresql_rounds", [])] if "postgresql" in runs else []
     leadflow_pg = median(r["events_per_s"] for r in pg_runs) if pg_runs else None
     ingest = (results.get("ingest") or {}).get("one_client") or {}
+    rebuild = results.get("rebuild") or {}
 
     def ratio(a: float | None, b: float | None) -> float | None:
         return a / b if a and b else None
@@ -793,6 +808,9 @@ def main(argv: list[str] | None = None) -> int:
         "peer": quix.get("events_per_s"),
         "peer_cpu_us_per_event": quix.get("cpu_us_per_event"),
         "ratio_peer": ratio(leadflow_pg, quix.get("events_per_s")),
+        "rebuild_s": (rebuild.get("rebuild_empty") or {}).get("seconds"),
+        "rebuild_peak_rss_mb": (rebuild.get("rebuild_empty") or {}).get("peak_rss_mb"),
+        "rebuild_leads": rebuild.get("leads"),
         "targets": {
             "ratio_peer": ">= 3",
             "cpu_us_per_event": "<= 50",

@@ -50,10 +50,11 @@ def summary(moved: Moved) -> Iterable[str]:
     """The lines ``leadflow rebuild`` prints."""
     yield (
         f"rebuilt {moved.leads} leads from lead_events: {moved.rewritten} rewritten, "
-        f"{len(moved.stage)} changed stage, {len(moved.sla)} changed SLA status"
+        f"{moved.stage_moved} changed stage, {moved.sla_moved} changed SLA status"
     )
-    for what, changes in (("stage", moved.stage), ("SLA status", moved.sla)):
+    kinds = (("stage", moved.stage, moved.stage_moved), ("SLA status", moved.sla, moved.sla_moved))
+    for what, changes, count in kinds:
         for lead_id, before, after in changes[:SHOWN]:
             yield f"  {lead_id}: {what} {before or 'none'} -> {after or 'none'}"
-        if len(changes) > SHOWN:
-            yield f"  ... and {len(changes) - SHOWN} more leads whose {what} moved"
+        if count > SHOWN:
+            yield f"  ... and {count - SHOWN} more leads whose {what} moved"

@@ -25,6 +25,16 @@ def stored_versions(conn: Connection, keep: Callable[[str], bool]) -> dict[str, 
     return found
 
 
+def unrecorded(conn: Connection, keep: Callable[[str], bool]) -> list[str]:
+    """The leads of lead_lifecycle that ``keep`` accepts and that have no lead_events row (a
+    store written before lead_events existed), in lead_id order."""
+    c = LIFECYCLE.c
+    has_events = select(EVENTS.c.event_id).where(EVENTS.c.lead_id == c.lead_id).exists()
+    query = select(c.lead_id).where(~has_events).order_by(c.lead_id)
+    result = conn.execution_options(stream_results=True, yield_per=10_000).execute(query)
+    return [lead_id for (lead_id,) in result if keep(lead_id)]
+
+
 def events_of(conn: Connection, lead_ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
     """The lead_events rows of each lead (those with none are left out)."""
     rows: dict[str, list[dict[str, Any]]] = {}

@@ -25,8 +25,9 @@ def alembic_config(database_url: str | None = None) -> Config:
     return config
 
 
-def upgrade(database_url: str) -> None:
-    """Bring the store at ``database_url`` to the newest schema; a no-op when it is there."""
+def upgrade(database_url: str, revision: str = "head") -> None:
+    """Bring the store at ``database_url`` to ``revision`` (the newest schema by default); a
+    no-op when it is there."""
     engine = make_engine(database_url)
     try:
         with engine.connect() as conn:
@@ -39,7 +40,7 @@ def upgrade(database_url: str) -> None:
                     conn.execute(lock, {"id": MIGRATION_LOCK_ID})
                 config = alembic_config()
                 config.attributes["connection"] = conn
-                command.upgrade(config, "head")
+                command.upgrade(config, revision)
     except SQLAlchemyError as error:
         raise translate(error, "migrating the store") from error
     finally:

@@ -22,14 +22,32 @@ class RebuildRefused(LeadflowError):
     """The store is not in a state rebuild may run on; the message says what to do."""
 
 
+LISTED = 20  # moved leads kept by name per kind; the rest are counted only (bounded memory)
+
+Change = tuple[str, str | None, str | None]  # (lead_id, before, after)
+
+
 @dataclass(slots=True)
 class Moved:
-    """What a rebuild changed: the leads rewritten, and those whose stage or SLA status moved."""
+    """What a rebuild changed: the leads rewritten, how many moved stage or SLA status, and
+    the first ``LISTED`` of each by name."""
 
     leads: int = 0
     rewritten: int = 0
-    stage: list[tuple[str, str | None, str | None]] = field(default_factory=list)
-    sla: list[tuple[str, str | None, str | None]] = field(default_factory=list)
+    stage_moved: int = 0
+    sla_moved: int = 0
+    stage: list[Change] = field(default_factory=list)
+    sla: list[Change] = field(default_factory=list)
+
+    def add_stage(self, change: Change) -> None:
+        self.stage_moved += 1
+        if len(self.stage) < LISTED:
+            self.stage.append(change)
+
+    def add_sla(self, change: Change) -> None:
+        self.sla_moved += 1
+        if len(self.sla) < LISTED:
+            self.sla.append(change)
 
 
 def take_store(conn: Connection, now: datetime, quiet: timedelta) -> None:
@@ -113,9 +131,9 @@ def replace_chunk(
         before = old.get(snap.lead_id, {})
         life = snap.lifecycle
         if before.get("stage") != life["stage"]:
-            moved.stage.append((snap.lead_id, before.get("stage"), life["stage"]))
+            moved.add_stage((snap.lead_id, before.get("stage"), life["stage"]))
         if before.get("sla_status") != life["sla_status"]:
-            moved.sla.append((snap.lead_id, before.get("sla_status"), life["sla_status"]))
+            moved.add_sla((snap.lead_id, before.get("sla_status"), life["sla_status"]))
     replace_leads(conn, changed, old, now, force=True)
 
 

@@ -24,6 +24,7 @@ from leadflow.sinks.aggregates import (
     revenue_key,
     upsert,
 )
+from leadflow.sinks.conflicts import settle_other_leads
 from leadflow.sinks.engine import WRITE_OPTION
 from leadflow.sinks.errors import translate
 from leadflow.sinks.models import (
@@ -79,9 +80,9 @@ class SqlSink:
             with self.engine.connect() as conn:
                 conn = conn.execution_options(**{WRITE_OPTION: True})
                 with conn.begin():
-                    _write_events(conn, snapshots, now)
+                    conflicts = _write_events(conn, snapshots, now)
                     written = _write_snapshots(conn, snapshots, now) if snapshots else 0
-                    return written + _write_dead_letters(conn, dead_letters)
+                    return written + _write_dead_letters(conn, [*dead_letters, *conflicts])
         except SQLAlchemyError as error:
             raise translate(error, "writing a batch to the store") from error
 
@@ -107,9 +108,7 @@ def _latest(snapshots: Iterable[LeadSnapshot]) -> dict[str, LeadSnapshot]:
 
 
 def _write_snapshots(conn: Connection, snapshots: Sequence[LeadSnapshot], now: datetime) -> int:
-    if conn.dialect.name == "postgresql":
-        # Serialize writers: aggregate recomputes must see every other writer's committed rows.
-        conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": AGGREGATE_LOCK_ID})
+    _lock_writers(conn)  # aggregate recomputes must see every other writer's committed rows
     latest = _latest(snapshots)
     old = read_old_lifecycles(conn, sorted(latest))
     fresh = [snap for snap in latest.values() if _replaces(snap, old.get(snap.lead_id))]
@@ -318,10 +317,14 @@ def _replace_sla(conn: Connection, fresh: Sequence[LeadSnapshot]) -> int:
     return len(changed) + len(gone)
 
 
-def _write_events(conn: Connection, snapshots: Sequence[LeadSnapshot], now: datetime) -> None:
+def _write_events(
+    conn: Connection, snapshots: Sequence[LeadSnapshot], now: datetime
+) -> list[DeadLetter]:
     """Insert every snapshot's new events (of any version: a stale snapshot's events are still
     accepted events); an ``event_id`` stored already keeps its row unless the snapshot
-    restates it (the winning copy of a conflicting duplicate replaces the losing one)."""
+    restates it (the winning copy of a conflicting duplicate replaces the losing one). An
+    ``event_id`` of several leads goes to the copy whose canonical JSON sorts first; returns
+    the dead letters of the other leads' copies."""
     added: list[dict[str, Any]] = []
     restated: dict[str, dict[str, Any]] = {}
     for snap in snapshots:
@@ -331,8 +334,23 @@ def _write_events(conn: Connection, snapshots: Sequence[LeadSnapshot], now: date
                 restated[row["event_id"]] = {**row, "received_at": now}
             else:
                 added.append({**row, "received_at": now})
-    insert_rows(conn, EVENTS, added, ignore_key=("event_id",))
-    insert_rows(conn, EVENTS, list(restated.values()), upsert_key=("event_id",))
+    if not added and not restated:
+        return []
+    _lock_writers(conn)  # which lead holds a shared event_id is read and written under it
+    contacts = {snap.lead_id: snap.contact for snap in snapshots if snap.contact}
+    upserts = {id(row) for row in restated.values()}
+    settled = settle_other_leads(conn, [*added, *restated.values()], contacts, now)
+    keep = settled.keep
+    insert_rows(conn, EVENTS, [r for r in keep if id(r) not in upserts], ignore_key=("event_id",))
+    insert_rows(conn, EVENTS, [r for r in keep if id(r) in upserts], upsert_key=("event_id",))
+    insert_rows(conn, EVENTS, settled.moved, upsert_key=("event_id",))
+    return settled.letters
+
+
+def _lock_writers(conn: Connection) -> None:
+    """PostgreSQL: one writer at a time (held to the commit; taken again, it is a no-op)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": AGGREGATE_LOCK_ID})
 
 
 def payload_hash(payload: str) -> str:

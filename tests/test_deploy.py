@@ -48,6 +48,7 @@ COUNTERS = {
     "leadflow_sink_errors_total",
     "leadflow_won_amount_total",
     "leadflow_recovered_leads_total",
+    "leadflow_backfilled_leads_total",
 }
 GAUGES = {
     "leadflow_leads",

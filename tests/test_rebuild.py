@@ -82,7 +82,8 @@ def test_rebuild_after_new_settings_equals_a_fresh_pipeline(
     assert moved.rewritten > 0 and moved.stage and moved.sla
     assert dump(migrated_url, updated=False) == dump(second_url, updated=False)
     lines = list(summary(moved))
-    assert f"{len(moved.stage)} changed stage" in lines[0]
+    assert f"{moved.stage_moved} changed stage" in lines[0]
+    assert moved.stage_moved >= len(moved.stage)
     assert any("disqualified -> recycled" in line for line in lines)
 
 

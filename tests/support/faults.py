@@ -21,7 +21,7 @@ from typing import Any
 
 from sqlalchemy import Engine, text
 
-from leadflow.agents.facts import Fact
+from leadflow.agents.facts import Fact, canonical
 from leadflow.agents.fold import FoldConfig, fold
 from leadflow.pipeline.demo import WorkerProcess
 from leadflow.schemas.classify import classify
@@ -204,16 +204,27 @@ class Expected:
 def expected_of(
     messages: Iterable[tuple[str, bytes | None]], now: datetime, config: FoldConfig = CONFIG
 ) -> Expected:
-    """``messages`` are (topic kind, raw value); classify and fold them as the contract says."""
-    facts: dict[str, list[Fact]] = defaultdict(list)
+    """``messages`` are (topic kind, raw value); classify and fold them as the contract says.
+
+    Copies of one ``event_id`` with other content (another lead too) are one event: the copy
+    whose canonical JSON sorts first goes to its lead, and every other distinct copy is one
+    ``conflicting_duplicate`` dead letter.
+    """
+    copies: dict[str, dict[bytes, tuple[str, Fact]]] = defaultdict(dict)
     invalid = total = 0
     for kind, value in messages:
         total += 1
         verdict = classify(value, kind, now)
         if isinstance(verdict, BaseEvent):
-            facts[verdict.lead_id].append(Fact.from_event(verdict))
+            fact = Fact.from_event(verdict)
+            copies[fact.event_id][canonical(verdict.lead_id, fact)] = (verdict.lead_id, fact)
         else:
             invalid += 1
+    facts: dict[str, list[Fact]] = defaultdict(list)
+    for distinct in copies.values():
+        lead_id, fact = distinct[min(distinct)]
+        facts[lead_id].append(fact)
+        invalid += len(distinct) - 1
     leads = {lead: fold(lead, lead_facts, config, now) for lead, lead_facts in facts.items()}
     return Expected(leads, invalid, total)
 
