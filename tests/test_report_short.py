@@ -109,3 +109,19 @@ def test_the_html_report_keeps_every_row(demo_url: str) -> None:
         assert f'data-metric="sla_rate.{owner}"' in page
     for line in data["attribution"]:
         assert f'data-metric="attribution.{line["campaign_id"]}.{line["model"]}"' in page
+
+
+def test_the_html_report_opens_with_the_dashboards_headline_and_trends(demo_url: str) -> None:
+    out = io.StringIO()
+    run_report(demo_url, "html", out, ReportQuery(details=True))
+    page = out.getvalue()
+    json_out = io.StringIO()
+    run_report(demo_url, "json", json_out, ReportQuery(details=True))
+    funnel = json.loads(json_out.getvalue())["funnel"]["stages"]
+    assert "Are we on track?" in page
+    assert page.index('id="glance"') < page.index("Funnel per week")
+    assert "MQL-week cohorts" in page
+    # The headline funnel of the glance covers the last 30 days with data: never more leads
+    # than the whole report's.
+    glance_leads = page.split('data-metric="glance.funnel.lead">', 1)[1].split("<", 1)[0]
+    assert 0 < int(glance_leads.replace(",", "")) <= funnel["lead"]

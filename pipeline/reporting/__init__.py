@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import TextIO
 
 from rich.console import Console
+from sqlalchemy import Engine
 
 from leadflow.pipeline.reporting.formats import render_table, to_csv, to_json
 from leadflow.pipeline.reporting.html import render_report_html
-from leadflow.pipeline.reporting.model import FORMATS, ReportQuery
+from leadflow.pipeline.reporting.model import FORMATS, Report, ReportQuery
 from leadflow.pipeline.reporting.queries import build_report, open_engine
+from leadflow.pipeline.reporting.trends import read_glance, read_trends
 
 
 def run_report(
@@ -30,12 +32,21 @@ def run_report(
     engine = open_engine(database_url)
     try:
         report = build_report(engine, query)
+        html = _html(engine, report) if fmt == "html" else ""
     finally:
         engine.dispose()
     if fmt == "table":
         render_table(report, Console(file=out, markup=False, emoji=False), full=full)
     elif fmt == "html":
-        out.write(render_report_html(report))
+        out.write(html)
     else:
         out.write(to_json(report) if fmt == "json" else to_csv(report))
     return 0
+
+
+def _html(engine: Engine, report: Report) -> str:
+    """The HTML report with the dashboard's one-glance strip and trends, read in the same go."""
+    glance = read_glance(engine, report.query)
+    with engine.connect() as conn:
+        trends = read_trends(conn, report.query)
+    return render_report_html(report, glance=glance, trends=trends)

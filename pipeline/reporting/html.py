@@ -292,9 +292,19 @@ def _inline_script(name: str) -> Markup:
     return Markup(text.replace("</", "<\\/"))
 
 
-def render_report_html(report: Report, *, now: datetime | None = None) -> str:
-    """A self-contained HTML report (styles, chart library and data inline), to send by mail."""
+def render_report_html(
+    report: Report,
+    *,
+    now: datetime | None = None,
+    glance: Any = None,
+    trends: Any = None,
+) -> str:
+    """A self-contained HTML report (styles, chart library and data inline), to send by mail:
+    the dashboard's page, with its one-glance strip and trends when they are given."""
     model = page_model(report)
+    trend_rows = None
+    if trends is not None:
+        trend_rows, model["charts"]["weekly"] = trends_model(trends)
     css = (STATIC_DIR / "dashboard.css").read_text(encoding="utf-8").replace("</", "<\\/")
     return (
         jinja_environment()
@@ -317,8 +327,8 @@ def render_report_html(report: Report, *, now: datetime | None = None) -> str:
             chart_json=chart_json(model["charts"]),
             lead_query="",
             lead=None,
-            glance=None,
-            trends=None,
+            glance=None if glance is None else glance_model(glance),
+            trends=trend_rows,
         )
     )
 
