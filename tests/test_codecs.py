@@ -106,19 +106,9 @@ def run_codec_case(
 @pytest.mark.slow
 @pytest.mark.parametrize("codec", CODECS)
 def test_confluent_kafka_in_every_codec_gives_the_fold(
-    broker: EmbeddedBroker, tmp_path: Path, start_worker: WorkerFactory, codec: str
+    broker: EmbeddedBroker, database_url: str, start_worker: WorkerFactory, codec: str
 ) -> None:
-    url = f"sqlite:///{tmp_path / 'store.db'}"
-    run_codec_case(broker, url, start_worker, codec, "confluent-kafka")
-
-
-@pytest.mark.broker
-@pytest.mark.slow
-@pytest.mark.postgres
-def test_confluent_kafka_zstd_on_postgresql_gives_the_fold(
-    broker: EmbeddedBroker, pg_schema_url: str, start_worker: WorkerFactory
-) -> None:
-    run_codec_case(broker, pg_schema_url, start_worker, "zstd", "confluent-kafka")
+    run_codec_case(broker, database_url, start_worker, codec, "confluent-kafka")
 
 
 @pytest.mark.broker
