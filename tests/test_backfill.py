@@ -18,9 +18,19 @@ from leadflow.schemas.classify import DeadLetter
 from leadflow.schemas.records import LeadSnapshot
 from leadflow.sinks import make_engine, upgrade
 from leadflow.sinks.rebuild import RebuildRefused
+from tests.support.processors import (
+    ALL,
+    CONFIG,
+    NAMES,
+    PARTITIONS,
+    _sent,
+    dump,
+    feed,
+    messages,
+    run,
+    worker,
+)
 from tests.support.rebuilds import rebuild_when_free
-from tests.test_processor_stages import NAMES, PARTITIONS
-from tests.test_recovery import ALL, CONFIG, _sent, dump, feed, messages, run, worker
 
 WRITTEN = datetime(2026, 1, 1, tzinfo=UTC)
 PER_LEAD = ("lead_lifecycle", "lead_stage_transitions", "handoff_sla", "lead_events")

@@ -24,9 +24,9 @@ from leadflow.schemas.classify import DeadLetter
 from leadflow.schemas.records import LeadSnapshot
 from leadflow.schemas.vocabulary import CONFLICTING_DUPLICATE
 from leadflow.sinks import SqlSink, make_engine
+from tests.support.fold_cases import CONFIG, NOW, facts
+from tests.support.processors import NAMES, PARTITIONS, processor, run
 from tests.support.queries import table_rows
-from tests.test_fold_properties import CONFIG, NOW, facts
-from tests.test_processor_stages import NAMES, PARTITIONS, processor, run
 
 T1 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 

@@ -23,11 +23,10 @@ from leadflow.agents.processor import Incoming
 from leadflow.schemas.vocabulary import CONFLICTING_DUPLICATE
 from leadflow.sinks import SqlSink, make_engine
 from leadflow.sinks.conflicts import row_canonical
+from tests.support.fold_cases import CONFIG, NOW, facts
+from tests.support.processors import NAMES, PARTITIONS, feed, worker
 from tests.support.queries import table_rows
 from tests.support.rebuilds import rebuild_when_free
-from tests.test_fold_properties import CONFIG, NOW, facts
-from tests.test_processor_stages import NAMES, PARTITIONS
-from tests.test_recovery import feed, worker
 
 WRITTEN = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 PERSONAL = st.none() | st.sampled_from(["ana@example.com", "Acme", "PT", "zz"])

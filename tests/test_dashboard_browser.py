@@ -2,12 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -15,41 +9,16 @@ from typing import Any
 
 import pytest
 
-from leadflow.pipeline.kafka.broker import EmbeddedBroker, free_port
+from leadflow.pipeline.kafka.broker import EmbeddedBroker
 from leadflow.pipeline.reporting.model import ReportQuery
 from leadflow.sinks import make_engine
+from tests.support.browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, dashboard_process
 from tests.support.fixtures import WorkerFactory, unavailable
 from tests.support.stores import expected_stages
 from tests.support.traffic import SCENARIO_MESSAGES, publish, scenario_messages
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow, pytest.mark.timeout(240)]
-CHROMIUM = os.environ.get("LEADFLOW_TEST_CHROMIUM", "/usr/bin/chromium")
-ARTIFACTS = Path(
-    os.environ.get("LEADFLOW_TEST_ARTIFACTS", Path(__file__).parent.parent / "test-artifacts")
-)
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 STAGES = ("lead", "mql", "sal", "sql", "won", "lost", "recycled", "disqualified")
-
-
-def wait_http(url: str, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=2):
-                return
-        except urllib.error.HTTPError:
-            return
-        except (urllib.error.URLError, OSError):
-            time.sleep(0.2)
-    raise AssertionError(f"{url} did not answer within {timeout}s")
 
 
 @pytest.fixture
@@ -86,26 +55,8 @@ def golden_store(
 def dashboard_server(tmp_path: Path, golden_store: tuple[str, str]) -> Iterator[str]:
     """`leadflow dashboard` on the golden store, as a subprocess; its /dashboard URL."""
     url, _ = golden_store
-    port = free_port()
-    log = (tmp_path / "dashboard.log").open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "leadflow", "dashboard", "--port", str(port)],
-        env={**os.environ, "LEADFLOW_DATABASE_URL": url},
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-    )
-    try:
-        wait_http(f"http://127.0.0.1:{port}/dashboard", 30)
-        yield f"http://127.0.0.1:{port}/dashboard"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-        log.close()
+    with dashboard_process(url, tmp_path / "dashboard.log", 30) as dashboard:
+        yield dashboard
 
 
 def page_stages(page: Any) -> dict[str, int]:

@@ -7,8 +7,6 @@ the phone layout does not scroll sideways. The screenshots go to docs/ for the R
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from collections import defaultdict
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
@@ -19,15 +17,14 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from leadflow.pipeline.kafka.broker import free_port
 from leadflow.pipeline.reporting.model import ReportQuery
 from leadflow.pipeline.reporting.trends import glance_period, week_of
 from leadflow.sinks import make_engine
 from leadflow.sinks.fx import Rate, load_rates
 from leadflow.sinks.goals import make_goal, set_goal
+from tests.support.browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, dashboard_process
 from tests.support.demo_store import write_demo_store
 from tests.support.stores import expected_stages
-from tests.test_dashboard_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, wait_http
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 DOCS = Path(__file__).resolve().parents[1] / "docs"
@@ -55,26 +52,10 @@ def demo_url(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 @pytest.fixture(scope="module")
 def server(demo_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    port = free_port()
-    log = (tmp_path_factory.mktemp("log") / "dashboard.log").open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "leadflow", "dashboard", "--port", str(port)],
-        env={**os.environ, "LEADFLOW_DATABASE_URL": demo_url},
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-    )
-    try:
-        wait_http(f"http://127.0.0.1:{port}/dashboard", 60)
-        yield f"http://127.0.0.1:{port}/dashboard"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-        log.close()
+    with dashboard_process(
+        demo_url, tmp_path_factory.mktemp("log") / "dashboard.log", 60
+    ) as dashboard:
+        yield dashboard
 
 
 @pytest.fixture(scope="module")

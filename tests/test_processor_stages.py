@@ -3,70 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Sequence
-from datetime import datetime
+from collections.abc import Awaitable
 from typing import Any
 
 import pytest
 
-from leadflow.agents.fold import FoldConfig
-from leadflow.agents.metrics import Metrics
-from leadflow.agents.partitioning import partition_of
-from leadflow.agents.processor import Incoming, LeadProcessor
-from leadflow.pipeline.settings import Settings
-from leadflow.schemas.classify import DeadLetter
 from leadflow.schemas.errors import PermanentStoreError
-from leadflow.schemas.records import LeadSnapshot
-
-PARTITIONS = 4
-NAMES = Settings().topic_names()
-
-
-class Sink:
-    """Records each write; the batch numbered ``fail_at`` raises a permanent error."""
-
-    def __init__(self, fail_at: int | None = None) -> None:
-        self.fail_at = fail_at
-        self.writes: list[list[str]] = []
-        self.events: list[str] = []
-
-    def write_batch(
-        self, snapshots: Sequence[LeadSnapshot], dead_letters: Sequence[DeadLetter], now: datetime
-    ) -> int:
-        number = len(self.writes)
-        self.writes.append([s.lead_id for s in snapshots])
-        self.events.append(f"store {number}")
-        if number == self.fail_at:
-            raise PermanentStoreError("the table is gone")
-        return len(snapshots)
-
-    def close(self) -> None:
-        pass
-
-
-def created(lead_id: str) -> Incoming:
-    value = (
-        f'{{"event_id":"{lead_id}-c","event_type":"lead.created","lead_id":"{lead_id}",'
-        '"occurred_at":"2026-05-01T10:00:00Z","source":"web"}'
-    ).encode()
-    return Incoming(NAMES.marketing, partition_of(lead_id, PARTITIONS), 0, value)
-
-
-def processor(sink: Sink, send: Any) -> LeadProcessor:
-    return LeadProcessor(
-        names=NAMES,
-        partitions=PARTITIONS,
-        partition_counts={NAMES.marketing: PARTITIONS, NAMES.sales: PARTITIONS},
-        config=FoldConfig(86_400.0, frozenset()),
-        table={},
-        sink=sink,
-        send=send,
-        metrics=Metrics.create(),
-    )
-
-
-def run(body: Any) -> Any:
-    return asyncio.run(asyncio.wait_for(body(), timeout=20))
+from tests.support.processors import NAMES, Sink, created, processor, run
 
 
 def test_the_next_batch_is_stored_while_the_one_before_is_emitted() -> None:

@@ -12,63 +12,16 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from leadflow.agents.batch import fold_batch
-from leadflow.agents.facts import Fact
 from leadflow.agents.fold import FoldConfig
 from leadflow.pipeline.rebuild import rebuild, summary
-from leadflow.pipeline.sla_store import check_sla_policies
-from leadflow.sinks import SqlSink, make_engine, upgrade
-from leadflow.sinks.models import TABLES
+from leadflow.sinks import make_engine, upgrade
 from leadflow.sinks.rebuild import RebuildRefused
 from leadflow.sinks.store import AGGREGATE_LOCK_ID
-from tests.support.golden import facts_of, load_scenarios
-from tests.support.queries import table_rows
+from tests.support.rebuilds import NOW, dump, events, run_pipeline
 
-SCENARIOS = load_scenarios()
-NOW = datetime(2026, 6, 1, tzinfo=UTC)
 BEFORE = FoldConfig(24 * 3600.0, frozenset({"not_now", "nurture", "no_budget", "timing"}))
 AFTER = FoldConfig(60.0, frozenset({"bad_fit"}))
 NO_WAIT = timedelta(0)
-
-
-def events() -> list[tuple[str, Fact]]:
-    """The golden scenarios' events, each scenario's lead under a few ids."""
-    return [
-        (f"{s.lead_id}-{copy}", fact._replace(event_id=f"{fact.event_id}-{copy}"))
-        for s in SCENARIOS
-        for copy in range(3)
-        for fact in facts_of(s)
-    ]
-
-
-def run_pipeline(url: str, config: FoldConfig, batch: int = 7) -> None:
-    """What a worker does with ``events()`` in batches: record its SLA fingerprint, fold, write."""
-    state: dict[str, bytes] = {}
-    engine = make_engine(url)
-    check_sla_policies(engine, config)
-    sink = SqlSink(engine)
-    todo = events()
-    try:
-        for start in range(0, len(todo), batch):
-            result = fold_batch(todo[start : start + batch], state.get, config, NOW)
-            for update in result.updates:
-                state[update.lead_id] = update.state
-            sink.write_batch([u.snapshot for u in result.updates], [], NOW)
-    finally:
-        sink.close()
-
-
-def dump(url: str, *, updated: bool = True) -> dict[str, list[dict[str, Any]]]:
-    engine = make_engine(url)
-    try:
-        tables = {name: table_rows(engine, name) for name in TABLES}
-    finally:
-        engine.dispose()
-    if not updated:
-        for name in ("lead_lifecycle", "store_settings"):
-            for row in tables[name]:
-                row.pop("updated_at")
-    return tables
 
 
 def test_rebuild_after_new_settings_equals_a_fresh_pipeline(

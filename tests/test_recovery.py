@@ -3,79 +3,15 @@ folds anything for them (contract section 7), and never writes a row from a part
 
 from __future__ import annotations
 
-import asyncio
-import json
 import logging
-from collections.abc import Awaitable, Iterator
-from typing import Any
+from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import Engine
 
-from leadflow.agents.fold import FoldConfig
-from leadflow.agents.history import StoreHistory
-from leadflow.agents.metrics import Metrics
-from leadflow.agents.partitioning import partition_of
-from leadflow.agents.processor import Incoming, LeadProcessor
-from leadflow.sinks import SqlSink, make_engine, upgrade
-from leadflow.sinks.models import TABLES
-from tests.support.golden import load_scenarios
-from tests.support.queries import table_rows
-from tests.test_processor_stages import NAMES, PARTITIONS, run
-
-SCENARIOS = load_scenarios()
-CONFIG = FoldConfig(24 * 3600.0, frozenset({"not_now", "nurture", "no_budget", "timing"}))
-ALL = set(range(PARTITIONS))
-WALL_CLOCK = ("updated_at", "received_at")
-
-
-def messages() -> list[Incoming]:
-    """Every golden scenario's messages, each on its lead's partition, offsets in order."""
-    out = []
-    for offset, message in enumerate(m for s in SCENARIOS for m in s.published):
-        value = message.get("value")
-        raw = message["raw"].encode() if "raw" in message else json.dumps(value).encode()
-        lead_id = value.get("lead_id") if isinstance(value, dict) else None
-        partition = partition_of(lead_id, PARTITIONS) if isinstance(lead_id, str) else 0
-        topic = NAMES.marketing if message["topic"] == "marketing" else NAMES.sales
-        out.append(Incoming(topic, partition, offset, raw))
-    return out
-
-
-async def _sent(topic: str, key: bytes | None, value: bytes) -> Awaitable[Any]:
-    done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-    done.set_result(None)
-    return done
-
-
-def worker(engine: Engine, table: dict[str, bytes], *, history: bool = True) -> LeadProcessor:
-    return LeadProcessor(
-        names=NAMES,
-        partitions=PARTITIONS,
-        partition_counts={NAMES.marketing: PARTITIONS, NAMES.sales: PARTITIONS},
-        config=CONFIG,
-        table=table,
-        sink=SqlSink(engine),
-        send=_sent,
-        metrics=Metrics.create(),
-        history=StoreHistory(engine) if history else None,
-    )
-
-
-def feed(lead: LeadProcessor, batch: list[Incoming]) -> None:
-    async def body() -> None:
-        for start in range(0, len(batch), 5):
-            await (await lead.handle_input(batch[start : start + 5]))
-
-    run(body)
-
-
-def dump(engine: Engine) -> dict[str, list[dict[str, Any]]]:
-    tables = {name: table_rows(engine, name) for name in TABLES}
-    return {
-        name: [{k: v for k, v in row.items() if k not in WALL_CLOCK} for row in rows]
-        for name, rows in tables.items()
-    }
+from leadflow.agents.processor import LeadProcessor
+from leadflow.sinks import make_engine, upgrade
+from tests.support.processors import ALL, dump, feed, messages, run, worker
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from leadflow.agents.partitioning import partition_of
 from leadflow.agents.processor import Incoming, LeadProcessor
 from leadflow.agents.sla.model import PolicySet
 from leadflow.agents.sla.policies import parse_policies
-from tests.test_processor_stages import NAMES, PARTITIONS, Sink
+from tests.support.processors import NAMES, PARTITIONS, Sink
 
 # Monday 2026-06-01: the office opens 09:00-17:00 Paris time (07:00-15:00 UTC).
 POLICIES = """

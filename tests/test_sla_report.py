@@ -15,8 +15,8 @@ from leadflow.pipeline.reporting.html import render_report_html
 from leadflow.pipeline.reporting.model import ReportQuery, SlaLine
 from leadflow.pipeline.reporting.queries import build_report
 from leadflow.sinks import make_engine
-from tests.test_rebuild import run_pipeline
-from tests.test_sla_pipeline import POLICY_FILE
+from tests.support.rebuilds import run_pipeline
+from tests.support.sla import POLICY_FILE
 
 REASONS = frozenset({"not_now", "nurture", "no_budget", "timing"})
 POLICIES = FoldConfig(24 * 3600.0, REASONS, parse_policies(POLICY_FILE))

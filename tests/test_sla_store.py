@@ -21,8 +21,8 @@ from leadflow.sinks import make_engine, upgrade
 from leadflow.sinks.models import SLA
 from leadflow.sinks.settings import SLA_FINGERPRINT, read_setting
 from tests.support.fixtures import WorkerFactory
-from tests.test_rebuild import NOW, dump, run_pipeline
-from tests.test_sla_pipeline import POLICY_FILE
+from tests.support.rebuilds import NOW, dump, run_pipeline
+from tests.support.sla import POLICY_FILE
 
 REASONS = frozenset({"not_now", "nurture", "no_budget", "timing"})
 OLD_FILE = """

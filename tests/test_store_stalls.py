@@ -26,8 +26,8 @@ from leadflow.sinks import engine as engine_module
 from leadflow.sinks import make_engine
 from tests.support.faults import metric, publish_positions, wait_for
 from tests.support.fixtures import WorkerFactory
+from tests.support.processors import created, processor, run
 from tests.support.traffic import bootstrap, raw, sim
-from tests.test_processor_stages import created, processor, run
 
 
 @pytest.mark.postgres
