@@ -173,3 +173,13 @@ def test_no_file_holds_a_merge_conflict_marker() -> None:
             f"{name}:{n}" for n, line in enumerate(text.splitlines(), 1) if line.startswith(markers)
         ]
     assert found == []
+
+
+def test_no_test_module_imports_another() -> None:
+    wrong = []
+    for path in sorted((ROOT / "tests").glob("test_*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("tests.test_"):
+                wrong.append(f"{path.name} imports {node.module}")
+    assert wrong == [], "shared test helpers belong in tests/support"
