@@ -6,11 +6,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import text
-
 from leadflow.agents.fold import FoldConfig, LeadFold, sla_fingerprint
 from leadflow.agents.history import fact_of
-from leadflow.sinks.engine import WRITE_OPTION, make_engine
+from leadflow.sinks.engine import WRITE_OPTION, make_engine, no_statement_timeout
 from leadflow.sinks.rebuild import Moved, lead_chunks, replace_chunk, take_store
 from leadflow.sinks.settings import SLA_FINGERPRINT, write_setting
 
@@ -30,8 +28,7 @@ def rebuild(
         with engine.connect() as conn:
             conn = conn.execution_options(**{WRITE_OPTION: True})
             with conn.begin():
-                if conn.dialect.name == "postgresql":  # whole-table scans: no statement timeout
-                    conn.execute(text("SET LOCAL statement_timeout = 0"))
+                no_statement_timeout(conn)  # whole-table scans
                 take_store(conn, datetime.now(UTC), quiet)
                 for chunk in lead_chunks(conn):
                     snapshots = [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import warnings
 from typing import Any
 
@@ -9,6 +10,10 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, Connection, make_url
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# SQLite has no statement timeout: a progress handler interrupts a statement that runs past
+# this deadline, so no write hangs on SQLite either (lock waits stop at the busy timeout).
+SQLITE_STATEMENT_TIMEOUT_MS = 20_000
+SQLITE_PROGRESS_STEPS = 20_000  # virtual machine steps between two deadline checks
 # Reads go through a memory map: a batch touches leads all over the file, and a page read
 # past the cache is no syscall. SQLite caps this at its compile-time limit (2 GB by
 # default); the mapped pages count in the RSS.
@@ -78,12 +83,54 @@ def _sqlite_engine(url: URL) -> Engine:
         engine = create_engine(url, **pool)
     event.listen(engine, "connect", _sqlite_on_connect)
     event.listen(engine, "begin", _sqlite_on_begin)
+    event.listen(engine, "before_cursor_execute", _sqlite_before_execute)
     return engine
 
 
-def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
+_DEADLINE = "leadflow_deadline"  # its key in the pooled connection's info
+
+
+class _Deadline:
+    """One SQLite connection's statement deadline, checked by its progress handler."""
+
+    __slots__ = ("at", "off")
+
+    def __init__(self) -> None:
+        self.at = float("inf")
+        self.off = False  # for the rest of the transaction: no_statement_timeout()
+
+    def passed(self) -> int:
+        return 1 if time.monotonic() > self.at else 0  # non-zero interrupts the statement
+
+
+def _deadline_of(connection: Connection) -> _Deadline | None:
+    found = connection.connection.info.get(_DEADLINE)
+    return found if isinstance(found, _Deadline) else None
+
+
+def _sqlite_before_execute(connection: Connection, *_args: Any) -> None:
+    deadline = _deadline_of(connection)
+    if deadline is not None:
+        limit = float("inf") if deadline.off else SQLITE_STATEMENT_TIMEOUT_MS / 1000
+        deadline.at = time.monotonic() + limit
+
+
+def no_statement_timeout(connection: Connection) -> None:
+    """No statement timeout for the rest of ``connection``'s transaction (whole-table work:
+    migrations, rebuild), on either store."""
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql("SET LOCAL statement_timeout = 0")
+    deadline = _deadline_of(connection)
+    if deadline is not None:
+        deadline.off = True
+
+
+def _sqlite_on_connect(dbapi_connection: Any, record: Any) -> None:
     # Let SQLAlchemy's "begin" event emit BEGIN itself, so writers can ask for BEGIN IMMEDIATE.
     dbapi_connection.isolation_level = None
+    deadline = _Deadline()
+    record.info[_DEADLINE] = deadline
+    dbapi_connection.set_progress_handler(deadline.passed, SQLITE_PROGRESS_STEPS)
     cursor = dbapi_connection.cursor()
     try:
         cursor.execute("PRAGMA journal_mode=WAL")
@@ -100,6 +147,9 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
 
 def _sqlite_on_begin(connection: Connection) -> None:
     # A deferred BEGIN would let two writers read the same old aggregates, then one fails.
+    deadline = _deadline_of(connection)
+    if deadline is not None:
+        deadline.off = False
     immediate = connection.get_execution_options().get(WRITE_OPTION, False)
     connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 

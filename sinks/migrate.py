@@ -9,7 +9,7 @@ from alembic.config import Config
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
-from leadflow.sinks.engine import WRITE_OPTION, make_engine
+from leadflow.sinks.engine import WRITE_OPTION, make_engine, no_statement_timeout
 from leadflow.sinks.errors import translate
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -33,9 +33,8 @@ def upgrade(database_url: str, revision: str = "head") -> None:
         with engine.connect() as conn:
             conn = conn.execution_options(**{WRITE_OPTION: True})
             with conn.begin():
+                no_statement_timeout(conn)  # a migration rewrites whole tables
                 if conn.dialect.name == "postgresql":
-                    # A migration rewrites whole tables: no statement timeout for it.
-                    conn.execute(text("SET LOCAL statement_timeout = 0"))
                     lock = text("SELECT pg_advisory_xact_lock(:id)")
                     conn.execute(lock, {"id": MIGRATION_LOCK_ID})
                 config = alembic_config()

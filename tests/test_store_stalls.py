@@ -49,6 +49,32 @@ def test_postgres_statements_time_out(pg_schema_url: str, monkeypatch: Any) -> N
         engine.dispose()
 
 
+# Counting to 5,000,000 takes SQLite about a second: far past the test's 50 ms deadline.
+ENDLESS = (
+    "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < 5000000) "
+    "SELECT count(*) FROM n"
+)
+
+
+def test_sqlite_statements_time_out_except_where_switched_off(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    monkeypatch.setattr(engine_module, "SQLITE_STATEMENT_TIMEOUT_MS", 50)
+    engine = make_engine(f"sqlite:///{tmp_path / 'store.db'}")
+    try:
+        started = time.monotonic()
+        with pytest.raises(OperationalError, match="interrupted"), engine.connect() as conn:
+            conn.exec_driver_sql(ENDLESS)
+        assert time.monotonic() - started < 0.5
+        with engine.connect() as conn, conn.begin():
+            engine_module.no_statement_timeout(conn)
+            assert conn.exec_driver_sql(ENDLESS).scalar() == 5_000_000
+        with pytest.raises(OperationalError, match="interrupted"), engine.connect() as conn:
+            conn.exec_driver_sql(ENDLESS)  # the next transaction has its deadline again
+    finally:
+        engine.dispose()
+
+
 class StuckSink:
     """A store that does not answer until ``release`` is set."""
 
