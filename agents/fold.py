@@ -5,13 +5,20 @@ from __future__ import annotations
 import bisect
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, NamedTuple
 
 from leadflow.agents.attribution import attribution_rows
-from leadflow.agents.facts import Fact, canonical, from_micros, to_decimal, to_micros
+from leadflow.agents.facts import (
+    Fact,
+    canonical,
+    copy_digest,
+    from_micros,
+    to_decimal,
+    to_micros,
+)
 from leadflow.agents.sla.model import PolicySet
 from leadflow.schemas.records import LeadSnapshot
 from leadflow.schemas.vocabulary import (
@@ -126,14 +133,26 @@ class LeadFold:
         "config",
         "facts",
         "lead_id",
+        "lost",
     )
 
-    def __init__(self, lead_id: str, config: FoldConfig, facts: Iterable[Fact] = ()) -> None:
+    def __init__(
+        self,
+        lead_id: str,
+        config: FoldConfig,
+        facts: Iterable[Fact] = (),
+        lost: Mapping[str, str] | None = None,
+    ) -> None:
         self.lead_id = lead_id
         self.config = config
         self.facts: list[Fact] = []
+        # The event_ids this lead sent and another lead keeps (contract section 2), each with
+        # the copy_digest of the lead's copy that lost: never folded again.
+        self.lost: dict[str, str] = dict(lost or {})
         self._ids: dict[str, Fact] = {}  # event_id -> the copy the lead keeps
         for fact in facts:
+            if fact.event_id in self.lost:
+                continue
             kept = self._ids.get(fact.event_id)
             if kept is None or self._wins(fact, kept):
                 self._ids[fact.event_id] = fact
@@ -165,12 +184,19 @@ class LeadFold:
         winning copy of a conflicting duplicate), and every copy that lost, stored or new.
 
         The copies kept are a function of the set of copies ever merged, whatever their order.
+        A copy of an event_id in :attr:`lost` is a duplicate if it is the copy that lost, else a
+        losing copy too.
         """
         given = list(facts)
         losers: list[Fact] = []
         fresh: dict[str, Fact] = {}
         displaced: list[Fact] = []
         for fact in given:
+            digest = self.lost.get(fact.event_id)
+            if digest is not None:
+                if copy_digest(self.lead_id, fact) != digest:
+                    losers.append(fact)
+                continue
             kept = fresh.get(fact.event_id) or self._ids.get(fact.event_id)
             if kept is None or self._wins(fact, kept):
                 if kept is not None:
@@ -209,6 +235,22 @@ class LeadFold:
         at = min(at, bisect.bisect_left(self.facts, fresh[0]))
         self.facts = sorted(self.facts + fresh)  # two sorted runs: a linear merge
         self._replay(at)
+
+    def retract(self, losses: Mapping[str, str]) -> bool:
+        """Another lead keeps these event_ids (each with the digest of this lead's copy): each
+        joins :attr:`lost` and its fact, if held, leaves the fold (one refold); False when
+        every one was lost already."""
+        new = {event_id for event_id in losses if event_id not in self.lost}
+        if not new:
+            return False
+        self.lost.update((event_id, losses[event_id]) for event_id in new)
+        gone = [self._ids.pop(event_id) for event_id in sorted(new) if event_id in self._ids]
+        if gone:
+            at = min(bisect.bisect_left(self.facts, fact) for fact in gone)
+            dropped = set(gone)
+            self.facts = [fact for fact in self.facts if fact not in dropped]
+            self._replay(at)
+        return True
 
     def __contains__(self, event_id: str) -> bool:
         return event_id in self._ids
@@ -462,7 +504,7 @@ class LeadFold:
             }
             for number, stage, ts, inferred in self._transitions
         ]
-        version = 2 * len(self.facts) + (1 if clock_breach else 0)
+        version = lead_version(len(self.facts), len(self.lost), clock_breach)
         lifecycle["version"] = version
         contact = self._contact
         contact_row = None
@@ -477,6 +519,12 @@ class LeadFold:
         return LeadSnapshot(
             self.lead_id, version, lifecycle, transitions, sla_rows, contact_row, attribution
         )
+
+
+def lead_version(facts: int, lost: int, breach: bool = False) -> int:
+    """A snapshot's version: 2 per event kept, 4 per event lost, 1 for a clock breach. Losing
+    an event raises it by 2 and every other change by at least 1 (contract section 5)."""
+    return 2 * facts + 4 * lost + (1 if breach else 0)
 
 
 def _wall_clock_status(
@@ -504,6 +552,13 @@ def header_of(snapshot: LeadSnapshot) -> Header:
     return Header(snapshot.lifecycle["stage"], snapshot.lifecycle["is_orphan"], deadline, statuses)
 
 
-def fold(lead_id: str, facts: Iterable[Fact], config: FoldConfig, now: datetime) -> LeadSnapshot:
-    """The pure fold: a lead's events (any order, duplicates allowed) to its rows at ``now``."""
-    return LeadFold(lead_id, config, facts).snapshot(now)
+def fold(
+    lead_id: str,
+    facts: Iterable[Fact],
+    config: FoldConfig,
+    now: datetime,
+    lost: Mapping[str, str] | None = None,
+) -> LeadSnapshot:
+    """The pure fold: a lead's events (any order, duplicates allowed) to its rows at ``now``;
+    ``lost``: the event_ids another lead keeps (with the digest of this lead's copy)."""
+    return LeadFold(lead_id, config, facts, lost).snapshot(now)

@@ -4,6 +4,7 @@ whatever the order the leads' snapshots are written in."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -14,6 +15,7 @@ import orjson
 from sqlalchemy import Connection, select
 
 from leadflow.schemas.classify import DeadLetter
+from leadflow.schemas.records import Loss
 from leadflow.schemas.vocabulary import CONFLICTING_DUPLICATE
 from leadflow.sinks.history import contacts_of
 from leadflow.sinks.models import EVENTS
@@ -45,12 +47,13 @@ def row_canonical(row: dict[str, Any], contact: dict[str, Any] | None) -> bytes:
 @dataclass(slots=True)
 class Settled:
     """A batch's new lead_events rows once shared event_ids are settled: rows to insert as the
-    batch meant them, rows that replace another lead's stored row, and the losing copies'
-    dead letters."""
+    batch meant them, rows that replace another lead's stored row, the losing copies'
+    dead letters, and the (lead_id, event_id) of each lead whose copy lost."""
 
     keep: list[dict[str, Any]] = field(default_factory=list)
     moved: list[dict[str, Any]] = field(default_factory=list)
     letters: list[DeadLetter] = field(default_factory=list)
+    lost: list[Loss] = field(default_factory=list)
 
 
 def settle_other_leads(
@@ -98,6 +101,9 @@ def _settle_one(
     for key, row in by_key.items():
         if row["lead_id"] == winner["lead_id"]:
             continue  # copies of one lead: its fold dead-letters them
+        loss = (row["lead_id"], row["event_id"], hashlib.sha256(key).hexdigest())
+        if loss not in settled.lost:
+            settled.lost.append(loss)
         place = row.get(ORIGIN) or winner.get(ORIGIN)
         if place is not None:
             settled.letters.append(_letter(key, row, place, now))
