@@ -84,8 +84,10 @@ class Rekeyed:
     def __init__(self) -> None:
         self.pending: list[Incoming] = []
         self.sent = 0
+        self.records: list[tuple[str, bytes]] = []  # (topic, value) of every record sent
 
     async def send(self, topic: str, key: bytes | None, value: bytes) -> Awaitable[Any]:
+        self.records.append((topic, value))
         if topic == NAMES.rekeyed and key is not None:
             partition = partition_of(key.decode(), PARTITIONS)
             self.pending.append(Incoming(topic, partition, self.sent, value))
@@ -118,14 +120,15 @@ def worker(engine: Engine, table: dict[str, bytes], *, history: bool = True) -> 
     return lead
 
 
-def feed(lead: LeadProcessor, batch: list[Incoming]) -> None:
-    """Each five messages of ``batch`` in turn, then whatever the worker sent to its
-    re-keying topic (a retraction, a forwarded event), until it sends nothing more."""
+def feed(lead: LeadProcessor, batch: list[Incoming], *, rekeyed: bool = True) -> None:
+    """Each five messages of ``batch`` in turn, then (``rekeyed``) whatever the worker sent to
+    its re-keying topic (a retraction, a forwarded event), until it sends nothing more."""
 
     async def body() -> None:
         for start in range(0, len(batch), 5):
             await (await lead.handle_input(batch[start : start + 5]))
-        await drain(lead)
+        if rekeyed:
+            await drain(lead)
 
     run(body)
 
