@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter, OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
@@ -15,7 +15,7 @@ from leadflow.agents.codec import (
     event_row,
 )
 from leadflow.agents.facts import Fact
-from leadflow.agents.fold import FoldConfig, Header, LeadFold, header_of, lead_version
+from leadflow.agents.fold import FoldConfig, Header, LeadFold, Lost, header_of, lead_version
 from leadflow.schemas.records import LeadSnapshot, Loss
 
 DEFAULT_MAX_EVENTS = 10_000
@@ -131,9 +131,9 @@ def fold_batch(
     by_lead: dict[str, list[tuple[int, Fact]]] = {}
     for index, (lead_id, fact) in enumerate(facts):
         by_lead.setdefault(lead_id, []).append((index, fact))
-    lost_by_lead: dict[str, dict[str, str]] = {}
+    lost_by_lead: dict[str, list[tuple[str, str]]] = {}
     for lead_id, event_id, copy in retractions:
-        lost_by_lead.setdefault(lead_id, {})[event_id] = copy
+        lost_by_lead.setdefault(lead_id, []).append((event_id, copy))
         by_lead.setdefault(lead_id, [])
     result = BatchResult()
     for lead_id, items in by_lead.items():
@@ -146,7 +146,7 @@ def fold_batch(
         else:
             old, running, rows = entry.header, entry.fold, entry.rows
         before = running.progress()
-        retracted = running.retract(lost_by_lead.get(lead_id, {}))
+        retracted = running.retract(lost_by_lead.get(lead_id, ()))
         admitted = _admit(running, items, limits.max_events, result)
         flags, losers = running.merge([fact for _, fact in admitted])
         result.conflicts.extend(_conflicts(admitted, losers))
@@ -265,13 +265,12 @@ def _with_events(update: LeadUpdate, fresh: list[Fact], losers: list[Fact]) -> L
 def state_version(raw: bytes | None) -> int:
     """The lowest version a snapshot of this table value can have (no clock breach)."""
     _, facts, lost = decode_lead(raw)
-    return lead_version(len(facts), len(lost))
+    return lead_version(len(facts), sum(map(len, lost.values())))
 
 
-def lost_of(raw: bytes | None) -> dict[str, str]:
-    """The event_ids the table value says its lead lost to another lead (with its copies'
-    digests)."""
-    return decode_lead(raw)[2]
+def lost_of(raw: bytes | None) -> set[tuple[str, str]]:
+    """The (event_id, copy digest) of each copy of its lead the table value says lost."""
+    return {(event_id, d) for event_id, digests in decode_lead(raw)[2].items() for d in digests}
 
 
 def recovered(
@@ -280,7 +279,7 @@ def recovered(
     history: Sequence[Fact],
     config: FoldConfig,
     now: datetime,
-    lost: Mapping[str, str] | None = None,
+    lost: Lost | None = None,
 ) -> LeadUpdate:
     """The lead refolded from its stored ``history`` and ``lost`` (its recorded losses) and
     whatever its table value holds; the table value's copy of an event wins (lead_events holds
@@ -289,11 +288,9 @@ def recovered(
     old, stored, held = decode_lead(raw)
     known = {fact.event_id for fact in stored}
     running = LeadFold(
-        lead_id,
-        config,
-        [*stored, *(f for f in history if f.event_id not in known)],
-        {**held, **(lost or {})},
+        lead_id, config, [*stored, *(f for f in history if f.event_id not in known)], held
     )
+    running.retract((e, d) for e, digests in (lost or {}).items() for d in digests)
     update = _update(running, old, running.progress(), now, {})
     recorded = {fact.event_id for fact in history}
     return _with_events(update, [f for f in running.facts if f.event_id not in recorded], [])

@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 
 from leadflow.agents.facts import Fact, event_document, from_micros, to_decimal
-from leadflow.agents.fold import Header
+from leadflow.agents.fold import Header, Lost
 from leadflow.schemas.records import LeadSnapshot
 from leadflow.schemas.vocabulary import EVENT_TYPES
 
@@ -44,18 +44,18 @@ def encode_state(
     header: Header,
     facts: list[Fact],
     rows: Mapping[str, bytes] | None = None,
-    lost: Mapping[str, str] | None = None,
+    lost: Lost | None = None,
 ) -> bytes:
     """The table value: a small header (for gauges and the SLA clock), the distinct facts and
-    the event_ids the lead lost to another lead.
+    the lead's copies that lost to another lead's.
 
     Format 0, for leads with few facts: ``[stage, orphan, deadline_us, statuses, [facts]]``,
-    then ``{lost event_id: copy digest}`` as a sixth item when the lead lost any. Format 1,
-    once the facts pass COMPRESS_ABOVE bytes: ``\\x01``, the header's JSON array (the lost
-    object its fifth item when any), a newline, then the facts' JSON array compressed with
-    zlib. Both decode, with or without the lost item; the encoding is a function of the header,
-    the set of facts and the lost object. ``rows``: each fact's :func:`encode_row` by
-    ``event_id``, if already known (KeyError if one is missing).
+    then ``{event_id: [copy digests]}`` of its copies that lost as a sixth item when the lead
+    lost any. Format 1, once the facts pass COMPRESS_ABOVE bytes: ``\\x01``, the header's
+    JSON array (the lost object its fifth item when any), a newline, then the facts' JSON
+    array compressed with zlib. Both decode, with or without the lost item; the encoding is a
+    function of the header, the set of facts and the lost object. ``rows``: each fact's
+    :func:`encode_row` by ``event_id``, if already known (KeyError if one is missing).
     """
     if rows is None:
         encoded = map(encode_row, facts)
@@ -63,7 +63,10 @@ def encode_state(
         encoded = map(rows.__getitem__, map(_EVENT_ID, facts))
     body = b"[" + b",".join(encoded) + b"]"
     head = orjson.dumps(list(header))
-    tail = b"," + orjson.dumps(lost, option=orjson.OPT_SORT_KEYS) if lost else b""
+    tail = b""
+    if lost:
+        named = {event_id: sorted(digests) for event_id, digests in lost.items()}
+        tail = b"," + orjson.dumps(named, option=orjson.OPT_SORT_KEYS)
     if len(body) <= COMPRESS_ABOVE:
         return head[:-1] + b"," + body + tail + b"]"
     return _COMPRESSED + head[:-1] + tail + b"]\n" + zlib.compress(body, 1)
@@ -74,8 +77,8 @@ def decode_state(raw: bytes | None) -> tuple[Header | None, list[Fact]]:
     return header, facts
 
 
-def decode_lead(raw: bytes | None) -> tuple[Header | None, list[Fact], dict[str, str]]:
-    """A table value's header, facts and lost event_ids with their copies' digests (none in a
+def decode_lead(raw: bytes | None) -> tuple[Header | None, list[Fact], dict[str, list[str]]]:
+    """A table value's header, facts and lost copies (event_id -> copy digests; none in a
     value that names none)."""
     if not raw:
         return None, [], {}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import bisect
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -67,6 +67,10 @@ def sla_fingerprint(config: FoldConfig) -> str:
         return config.policies.fingerprint
     canonical = json.dumps({"single_clock_sla_hours": config.sla_seconds / 3600})
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+# event_id -> the copy_digest of each copy of it the lead sent that lost to another lead's.
+Lost = Mapping[str, Collection[str]]
 
 
 class Header(NamedTuple):
@@ -141,17 +145,18 @@ class LeadFold:
         lead_id: str,
         config: FoldConfig,
         facts: Iterable[Fact] = (),
-        lost: Mapping[str, str] | None = None,
+        lost: Lost | None = None,
     ) -> None:
         self.lead_id = lead_id
         self.config = config
         self.facts: list[Fact] = []
-        # The event_ids this lead sent and another lead keeps (contract section 2), each with
-        # the copy_digest of the lead's copy that lost: never folded again.
-        self.lost: dict[str, str] = dict(lost or {})
+        # The lead's copies that lost to another lead's (contract section 2): event_id -> the
+        # copy_digest of each. Such a copy is never folded again; another copy of the same
+        # event_id is folded and competes in the store as any new copy.
+        self.lost: dict[str, set[str]] = {k: set(v) for k, v in (lost or {}).items()}
         self._ids: dict[str, Fact] = {}  # event_id -> the copy the lead keeps
         for fact in facts:
-            if fact.event_id in self.lost:
+            if self._lost_copy(fact):
                 continue
             kept = self._ids.get(fact.event_id)
             if kept is None or self._wins(fact, kept):
@@ -161,6 +166,11 @@ class LeadFold:
         self._replay(0)
 
     # -- adding events -------------------------------------------------------------------
+
+    def _lost_copy(self, fact: Fact) -> bool:
+        """Whether ``fact`` is a copy this lead sent that lost to another lead's."""
+        digests = self.lost.get(fact.event_id)
+        return digests is not None and copy_digest(self.lead_id, fact) in digests
 
     def _wins(self, fact: Fact, kept: Fact) -> bool:
         """Whether ``fact`` displaces ``kept``, another copy of its event_id (contract section 2:
@@ -184,18 +194,15 @@ class LeadFold:
         winning copy of a conflicting duplicate), and every copy that lost, stored or new.
 
         The copies kept are a function of the set of copies ever merged, whatever their order.
-        A copy of an event_id in :attr:`lost` is a duplicate if it is the copy that lost, else a
-        losing copy too.
+        A copy that lost to another lead's (in :attr:`lost`) is a plain duplicate: the store
+        dead-lettered it when it decided.
         """
         given = list(facts)
         losers: list[Fact] = []
         fresh: dict[str, Fact] = {}
         displaced: list[Fact] = []
         for fact in given:
-            digest = self.lost.get(fact.event_id)
-            if digest is not None:
-                if copy_digest(self.lead_id, fact) != digest:
-                    losers.append(fact)
+            if self.lost and self._lost_copy(fact):
                 continue
             kept = fresh.get(fact.event_id) or self._ids.get(fact.event_id)
             if kept is None or self._wins(fact, kept):
@@ -236,21 +243,32 @@ class LeadFold:
         self.facts = sorted(self.facts + fresh)  # two sorted runs: a linear merge
         self._replay(at)
 
-    def retract(self, losses: Mapping[str, str]) -> bool:
-        """Another lead keeps these event_ids (each with the digest of this lead's copy): each
-        joins :attr:`lost` and its fact, if held, leaves the fold (one refold); False when
-        every one was lost already."""
-        new = {event_id for event_id in losses if event_id not in self.lost}
-        if not new:
-            return False
-        self.lost.update((event_id, losses[event_id]) for event_id in new)
-        gone = [self._ids.pop(event_id) for event_id in sorted(new) if event_id in self._ids]
+    def retract(self, losses: Iterable[tuple[str, str]]) -> bool:
+        """Another lead keeps these event_ids: each (event_id, copy_digest of this lead's copy
+        that lost) joins :attr:`lost`, and the fact held, if it is that copy, leaves the fold
+        (one refold); False when every one was known already."""
+        gone: list[Fact] = []
+        grew = False
+        for event_id, digest in losses:
+            digests = self.lost.setdefault(event_id, set())
+            if digest in digests:
+                continue
+            digests.add(digest)
+            grew = True
+            held = self._ids.get(event_id)
+            if held is not None and copy_digest(self.lead_id, held) == digest:
+                gone.append(self._ids.pop(event_id))
         if gone:
             at = min(bisect.bisect_left(self.facts, fact) for fact in gone)
             dropped = set(gone)
             self.facts = [fact for fact in self.facts if fact not in dropped]
             self._replay(at)
-        return True
+        return grew
+
+    @property
+    def lost_count(self) -> int:
+        """How many of the lead's copies lost to another lead's."""
+        return sum(map(len, self.lost.values()))
 
     def __contains__(self, event_id: str) -> bool:
         return event_id in self._ids
@@ -504,7 +522,7 @@ class LeadFold:
             }
             for number, stage, ts, inferred in self._transitions
         ]
-        version = lead_version(len(self.facts), len(self.lost), clock_breach)
+        version = lead_version(len(self.facts), self.lost_count, clock_breach)
         lifecycle["version"] = version
         contact = self._contact
         contact_row = None
@@ -522,8 +540,9 @@ class LeadFold:
 
 
 def lead_version(facts: int, lost: int, breach: bool = False) -> int:
-    """A snapshot's version: 2 per event kept, 4 per event lost, 1 for a clock breach. Losing
-    an event raises it by 2 and every other change by at least 1 (contract section 5)."""
+    """A snapshot's version: 2 per event kept, 4 per copy lost to another lead, 1 for a clock
+    breach. Losing the copy held raises it by 2 and every other change by at least 1 (contract
+    section 5)."""
     return 2 * facts + 4 * lost + (1 if breach else 0)
 
 
@@ -557,8 +576,8 @@ def fold(
     facts: Iterable[Fact],
     config: FoldConfig,
     now: datetime,
-    lost: Mapping[str, str] | None = None,
+    lost: Lost | None = None,
 ) -> LeadSnapshot:
     """The pure fold: a lead's events (any order, duplicates allowed) to its rows at ``now``;
-    ``lost``: the event_ids another lead keeps (with the digest of this lead's copy)."""
+    ``lost``: the lead's copies that lost to another lead's (event_id -> copy digests)."""
     return LeadFold(lead_id, config, facts, lost).snapshot(now)

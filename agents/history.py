@@ -57,7 +57,7 @@ class StoreHistory:
                 conn.execute(text("SET LOCAL statement_timeout = 0"))
             return unrecorded(conn, keep)
 
-    def losses(self, keep: Callable[[str], bool]) -> dict[str, dict[str, str]]:
+    def losses(self, keep: Callable[[str], bool]) -> dict[str, dict[str, set[str]]]:
         with self.engine.connect() as conn, conn.begin():
             if conn.dialect.name == "postgresql":  # a scan of every loss: no statement timeout
                 conn.execute(text("SET LOCAL statement_timeout = 0"))

@@ -35,7 +35,7 @@ class History(Protocol):
         """The stored events of each lead, as facts."""
         ...
 
-    def losses(self, keep: Callable[[str], bool]) -> dict[str, dict[str, str]]:
+    def losses(self, keep: Callable[[str], bool]) -> dict[str, dict[str, set[str]]]:
         """The recorded losses of every lead ``keep`` accepts: each event_id another lead
-        keeps, with the copy digest of the lead's copy that lost."""
+        keeps, with the copy digests of the lead's copies that lost."""
         ...

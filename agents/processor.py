@@ -335,7 +335,7 @@ class LeadProcessor:
             unretracted = [
                 lead
                 for lead, lost in losses.items()
-                if not lost.keys() <= lost_of(self._load(lead)).keys()
+                if not {(e, d) for e, ds in lost.items() for d in ds} <= lost_of(self._load(lead))
             ]
             backfilled = await self._unrecorded(history, owned, set(behind))
             refold = sorted({*behind, *backfilled, *unretracted})

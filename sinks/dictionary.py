@@ -181,8 +181,8 @@ DICTIONARY: dict[str, TableDoc] = {
         },
     ),
     "lead_retractions": TableDoc(
-        "one row per lead and event_id it sent whose copy another lead keeps",
-        ("lead_id", "event_id"),
+        "one row per copy of an event_id a lead sent that lost to another lead's copy",
+        ("lead_id", "event_id", "copy_sha256"),
         "Conflicting duplicates across leads (contract section 2): each lead whose copy of an"
         " event_id lost to another lead's copy (the one whose canonical JSON sorts first)."
         " Written in the same transaction as the lead_events row that decides it; the losing"

@@ -25,7 +25,7 @@ def stored_versions(conn: Connection, keep: Callable[[str], bool]) -> dict[str, 
     return found
 
 
-Lost = dict[str, str]  # event_id -> copy_sha256 of the lead's copy that lost
+Lost = dict[str, set[str]]  # event_id -> copy_sha256 of each of the lead's copies that lost
 
 
 def recorded_losses(conn: Connection, keep: Callable[[str], bool]) -> dict[str, Lost]:
@@ -37,7 +37,7 @@ def recorded_losses(conn: Connection, keep: Callable[[str], bool]) -> dict[str, 
     )
     for lead_id, event_id, copy in result:
         if keep(lead_id):
-            found.setdefault(lead_id, {})[event_id] = copy
+            found.setdefault(lead_id, {}).setdefault(event_id, set()).add(copy)
     return found
 
 
@@ -48,7 +48,7 @@ def losses_of(conn: Connection, lead_ids: Sequence[str]) -> dict[str, Lost]:
     for chunk in _chunks(lead_ids):
         query = select(c.lead_id, c.event_id, c.copy_sha256).where(c.lead_id.in_(chunk))
         for lead_id, event_id, copy in conn.execute(query):
-            found.setdefault(lead_id, {})[event_id] = copy
+            found.setdefault(lead_id, {}).setdefault(event_id, set()).add(copy)
     return found
 
 

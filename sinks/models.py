@@ -169,7 +169,7 @@ class LeadRetraction(Base):
     lead_id: Mapped[str] = mapped_column(String(128), primary_key=True)
     event_id: Mapped[str] = mapped_column(String(128), primary_key=True)
     # sha256 of the canonical JSON of the lead's copy that lost, in hex.
-    copy_sha256: Mapped[str] = mapped_column(String(64))
+    copy_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
     recorded_at: Mapped[datetime]
 
 

@@ -127,9 +127,10 @@ def _write_snapshots(conn: Connection, snapshots: Sequence[LeadSnapshot], now: d
 
 def tombstones(conn: Connection, ids: Sequence[str]) -> dict[str, int]:
     """Of leads with no lifecycle row, the lowest version a snapshot needs to be written: 4 per
-    recorded loss (:func:`leadflow.agents.fold.lead_version`). A lead whose every event was
-    lost has no rows at that version; a snapshot folded before its losses is lower, since each
-    of its events is one of them and counts 2, so it cannot bring the rows back."""
+    recorded losing copy (:func:`leadflow.agents.fold.lead_version`). A lead whose every event
+    was lost has no rows at that version; a snapshot folded before its last loss is lower (each
+    copy it holds counts 2 and lost later, each loss it knows is one of the recorded ones), so
+    it cannot bring the rows back."""
     floors: dict[str, int] = {}
     c = RETRACTIONS.c
     for chunk in _chunks(ids):
@@ -387,7 +388,7 @@ def _write_events(
         {"lead_id": lead_id, "event_id": event_id, "copy_sha256": copy, "recorded_at": now}
         for lead_id, event_id, copy in settled.lost
     ]
-    insert_rows(conn, RETRACTIONS, retractions, ignore_key=("lead_id", "event_id"))
+    insert_rows(conn, RETRACTIONS, retractions, ignore_key=("lead_id", "event_id", "copy_sha256"))
     return settled.letters, settled.lost
 
 

@@ -81,7 +81,7 @@ def test_the_copy_that_sorts_first_keeps_the_event_in_either_order(
     rebuild_when_free(migrated_url, CONFIG, NOW)
     rows = {row["lead_id"]: row for row in table_rows(engine, "lead_lifecycle")}
     winner = fold("A", lead_facts("A"), CONFIG, NOW).lifecycle
-    lost = {"shared": copy_digest("B", lead_facts("B")[1])}
+    lost = {"shared": {copy_digest("B", lead_facts("B")[1])}}
     loser = fold("B", lead_facts("B")[:1], CONFIG, NOW, lost).lifecycle
     for lead_id, want in (("A", winner), ("B", loser)):
         got = {k: v for k, v in rows[lead_id].items() if k != "updated_at"}

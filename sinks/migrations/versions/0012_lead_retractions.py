@@ -30,7 +30,7 @@ def upgrade() -> None:
         "lead_retractions",
         sa.Column("lead_id", sa.String(128), primary_key=True),
         sa.Column("event_id", sa.String(128), primary_key=True),
-        sa.Column("copy_sha256", sa.String(64), nullable=False),
+        sa.Column("copy_sha256", sa.String(64), primary_key=True),
         sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
     )
     bind = op.get_bind()
