@@ -14,9 +14,10 @@ from leadflow.agents.codec import (
     encode_state,
     event_row,
 )
-from leadflow.agents.facts import Fact
+from leadflow.agents.facts import Fact, canonical
 from leadflow.agents.fold import FoldConfig, Header, LeadFold, Lost, header_of, lead_version
 from leadflow.schemas.records import LeadSnapshot, Loss
+from leadflow.sinks.conflicts import CANONICAL
 
 DEFAULT_MAX_EVENTS = 10_000
 
@@ -256,6 +257,9 @@ def _with_events(update: LeadUpdate, fresh: list[Fact], losers: list[Fact]) -> L
     """``update`` whose snapshot carries the lead_events rows of its new events, and names
     those that restate a stored copy."""
     events = [event_row(update.lead_id, fact) for fact in sorted(fresh)]
+    for row, fact in zip(events, sorted(fresh), strict=True):
+        if fact.email or fact.company or fact.country:  # lead_events keeps none of them
+            row[CANONICAL] = canonical(update.lead_id, fact)
     lost = {loser.event_id for loser in losers}
     restated = sorted(fact.event_id for fact in fresh if fact.event_id in lost)
     snapshot = replace(update.snapshot, events=events, restated=restated)

@@ -27,6 +27,9 @@ _PERSONAL = ("email", "company", "country")
 _FIELDS = tuple(c.name for c in EVENTS.columns if c.name not in {*_KEYS, "received_at"})
 # A new row's key for where its message came in: (topic, partition, offset); not a column.
 ORIGIN = "_origin"
+# A new row's key for its copy's canonical JSON, when the row cannot tell it (a lead.created
+# whose personal data is not its lead's lead_contacts row); not a column.
+CANONICAL = "_canonical"
 
 
 def row_canonical(row: dict[str, Any], contact: dict[str, Any] | None) -> bytes:
@@ -75,9 +78,8 @@ def settle_other_leads(
     copies: dict[str, dict[bytes, dict[str, Any]]] = {}
     for row in [*(stored[e] for e in shared if e in stored), *rows]:
         if row["event_id"] in shared:
-            copies.setdefault(row["event_id"], {}).setdefault(
-                row_canonical(row, known.get(row["lead_id"])), row
-            )
+            key = row.get(CANONICAL) or row_canonical(row, known.get(row["lead_id"]))
+            copies.setdefault(row["event_id"], {}).setdefault(key, row)
     settled = Settled(keep=[row for row in rows if row["event_id"] not in shared])
     for event_id, by_key in copies.items():
         _settle_one(settled, by_key, stored.get(event_id), now)

@@ -231,3 +231,30 @@ def test_a_loss_whose_retraction_was_never_sent_is_applied_by_the_recovery(
     assert rows["B"]["event_count"] == 1 and rows["B"]["campaign_id"] is None
     moved = rebuild_when_free(migrated_url, LIVE)
     assert moved.rewritten == 0, "the rebuild reads the losses as the live pipeline did"
+
+
+def test_a_lost_lead_created_with_personal_data_other_than_its_leads_contact_leaves(
+    engine: Engine,
+) -> None:
+    # B's contact is its own first lead.created; the shared one carries other personal data.
+    lead = worker(engine, {})
+    own = message(
+        "B",
+        1,
+        "B-c",
+        event_type="lead.created",
+        source="web",
+        email="b@example.com",
+        occurred_at="2026-04-01T10:00:00+00:00",
+    )
+    copies = [
+        message(who, 2 + i, SHARED, event_type="lead.created", source="ads", email="a@example.com")
+        for i, who in enumerate(("B", "A"))
+    ]
+    feed(lead, [own, *copies])
+    lead.close()
+    rows = lifecycle(engine)
+    assert rows["B"]["event_count"] == 1 and rows["B"]["source"] == "web"
+    shared = Fact(ts=to_micros(AT), rank=0, event_id=SHARED, source="ads", email="a@example.com")
+    (loss,) = table_rows(engine, "lead_retractions")
+    assert loss["copy_sha256"] == copy_digest("B", shared)
