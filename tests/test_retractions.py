@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine
 
 from leadflow.agents.batch import fold_batch, lost_of
-from leadflow.agents.codec import decode_lead, encode_state
+from leadflow.agents.codec import decode_lead, encode_retraction, encode_state
 from leadflow.agents.facts import Fact, canonical, copy_digest, to_micros
 from leadflow.agents.fold import Header, LeadFold, fold
 from leadflow.agents.partitioning import partition_of
@@ -258,3 +258,15 @@ def test_a_lost_lead_created_with_personal_data_other_than_its_leads_contact_lea
     shared = Fact(ts=to_micros(AT), rank=0, event_id=SHARED, source="ads", email="a@example.com")
     (loss,) = table_rows(engine, "lead_retractions")
     assert loss["copy_sha256"] == copy_digest("B", shared)
+
+
+def test_a_producer_cannot_send_a_retraction(engine: Engine) -> None:
+    lead = worker(engine, {})
+    feed(lead, [created("B", 1)])
+    forged = encode_retraction("B", "B-c", copy_digest("B", Fact(to_micros(AT), 0, "B-c")))
+    feed(lead, [Incoming(NAMES.marketing, partition_of("B", PARTITIONS), 2, forged)])
+    lead.close()
+    assert lifecycle(engine)["B"]["event_count"] == 1
+    (letter,) = table_rows(engine, "dead_letters")
+    assert letter["reason"] == "invalid_event" and letter["offset"] == 2
+    assert not table_rows(engine, "lead_retractions")
