@@ -9,14 +9,15 @@ from datetime import datetime
 
 from leadflow.agents.codec import (
     STATE_LIMIT,
-    decode_state,
+    decode_lead,
     encode_row,
     encode_state,
     event_row,
 )
-from leadflow.agents.facts import Fact
-from leadflow.agents.fold import FoldConfig, Header, LeadFold, header_of
-from leadflow.schemas.records import LeadSnapshot
+from leadflow.agents.facts import Fact, canonical
+from leadflow.agents.fold import FoldConfig, Header, LeadFold, Lost, header_of, lead_version
+from leadflow.schemas.records import LeadSnapshot, Loss
+from leadflow.sinks.conflicts import CANONICAL
 
 DEFAULT_MAX_EVENTS = 10_000
 
@@ -118,8 +119,12 @@ def fold_batch(
     *,
     limits: Limits = DEFAULT_LIMITS,
     cache: FoldCache | None = None,
+    retractions: Sequence[Loss] = (),
 ) -> BatchResult:
-    """Add each (lead_id, fact) to its lead's stored state; one update per changed lead.
+    """Add each (lead_id, fact) to its lead's stored state, and each retraction (lead_id,
+    event_id, copy digest: another lead keeps it); one update per changed lead. A lead's
+    retractions apply before its facts: the state is a function of both sets, whatever their
+    order.
 
     A new event that would take its lead past ``limits`` is refused, in the batch's order: the
     events a lead keeps are then the first ones to arrive, and only those of that lead.
@@ -127,26 +132,31 @@ def fold_batch(
     by_lead: dict[str, list[tuple[int, Fact]]] = {}
     for index, (lead_id, fact) in enumerate(facts):
         by_lead.setdefault(lead_id, []).append((index, fact))
+    lost_by_lead: dict[str, list[tuple[str, str]]] = {}
+    for lead_id, event_id, copy in retractions:
+        lost_by_lead.setdefault(lead_id, []).append((event_id, copy))
+        by_lead.setdefault(lead_id, [])
     result = BatchResult()
     for lead_id, items in by_lead.items():
         raw = load(lead_id)
         entry = cache.take(lead_id, raw) if cache is not None else None
         if entry is None:
-            old, stored = decode_state(raw)
-            running = LeadFold(lead_id, config, stored)
+            old, stored, lost = decode_lead(raw)
+            running = LeadFold(lead_id, config, stored, lost)
             rows: dict[str, bytes] = {}
         else:
             old, running, rows = entry.header, entry.fold, entry.rows
-        admitted = _admit(running, items, limits.max_events, result)
         before = running.progress()
+        retracted = running.retract(lost_by_lead.get(lead_id, ()))
+        admitted = _admit(running, items, limits.max_events, result)
         flags, losers = running.merge([fact for _, fact in admitted])
         result.conflicts.extend(_conflicts(admitted, losers))
         fresh = [item for item, new in zip(admitted, flags, strict=True) if new]
         repeated = [item for item, new in zip(admitted, flags, strict=True) if not new]
         update = None
-        if fresh:
+        if fresh or retracted:
             update = _update(running, old, before, now, rows)
-            if len(update.state) > limits.max_state_bytes:
+            if fresh and len(update.state) > limits.max_state_bytes:
                 kept = _shrink(running, fresh, old, before, now, rows, limits.max_state_bytes)
                 running, update = kept if kept is not None else (_without(running, fresh), None)
                 refused = sorted(
@@ -203,7 +213,7 @@ def _admit(
 def _without(running: LeadFold, fresh: list[tuple[int, Fact]]) -> LeadFold:
     ids = {fact.event_id for _, fact in fresh}
     kept = [fact for fact in running.facts if fact.event_id not in ids]
-    return LeadFold(running.lead_id, running.config, kept)
+    return LeadFold(running.lead_id, running.config, kept, running.lost)
 
 
 def _shrink(
@@ -222,7 +232,7 @@ def _shrink(
     low, high = 1, len(fresh) - 1  # all of fresh is known not to fit
     middle = 1  # first try one: a lead already at the limit costs one probe a batch
     while low <= high:
-        candidate = LeadFold(running.lead_id, running.config, base.facts)
+        candidate = LeadFold(running.lead_id, running.config, base.facts, base.lost)
         candidate.add_many([fact for _, fact in fresh[:middle]])
         update = _update(candidate, old, before, now, rows)
         if len(update.state) <= limit:
@@ -247,6 +257,9 @@ def _with_events(update: LeadUpdate, fresh: list[Fact], losers: list[Fact]) -> L
     """``update`` whose snapshot carries the lead_events rows of its new events, and names
     those that restate a stored copy."""
     events = [event_row(update.lead_id, fact) for fact in sorted(fresh)]
+    for row, fact in zip(events, sorted(fresh), strict=True):
+        if fact.email or fact.company or fact.country:  # lead_events keeps none of them
+            row[CANONICAL] = canonical(update.lead_id, fact)
     lost = {loser.event_id for loser in losers}
     restated = sorted(fact.event_id for fact in fresh if fact.event_id in lost)
     snapshot = replace(update.snapshot, events=events, restated=restated)
@@ -254,32 +267,47 @@ def _with_events(update: LeadUpdate, fresh: list[Fact], losers: list[Fact]) -> L
 
 
 def state_version(raw: bytes | None) -> int:
-    """The lowest version a snapshot of this table value can have (2 per distinct event)."""
-    return 2 * len(decode_state(raw)[1])
+    """The lowest version a snapshot of this table value can have (no clock breach)."""
+    _, facts, lost = decode_lead(raw)
+    return lead_version(len(facts), sum(map(len, lost.values())))
+
+
+def lost_of(raw: bytes | None) -> set[tuple[str, str]]:
+    """The (event_id, copy digest) of each copy of its lead the table value says lost."""
+    return {(event_id, d) for event_id, digests in decode_lead(raw)[2].items() for d in digests}
 
 
 def recovered(
-    lead_id: str, raw: bytes | None, history: Sequence[Fact], config: FoldConfig, now: datetime
+    lead_id: str,
+    raw: bytes | None,
+    history: Sequence[Fact],
+    config: FoldConfig,
+    now: datetime,
+    lost: Lost | None = None,
 ) -> LeadUpdate:
-    """The lead refolded from its stored ``history`` and whatever its table value holds; the
-    table value's copy of an event wins (lead_events holds no personal data). The snapshot
-    carries the lead_events rows of the table's events that ``history`` lacks."""
-    old, stored = decode_state(raw)
+    """The lead refolded from its stored ``history`` and ``lost`` (its recorded losses) and
+    whatever its table value holds; the table value's copy of an event wins (lead_events holds
+    no personal data). The snapshot carries the lead_events rows of the table's events that
+    ``history`` lacks."""
+    old, stored, held = decode_lead(raw)
     known = {fact.event_id for fact in stored}
-    running = LeadFold(lead_id, config, [*stored, *(f for f in history if f.event_id not in known)])
+    running = LeadFold(
+        lead_id, config, [*stored, *(f for f in history if f.event_id not in known)], held
+    )
+    running.retract((e, d) for e, digests in (lost or {}).items() for d in digests)
     update = _update(running, old, running.progress(), now, {})
     recorded = {fact.event_id for fact in history}
-    return _with_events(update, [f for f in stored if f.event_id not in recorded], [])
+    return _with_events(update, [f for f in running.facts if f.event_id not in recorded], [])
 
 
 def refresh(
     lead_id: str, raw: bytes | None, config: FoldConfig, now: datetime
 ) -> LeadUpdate | None:
     """Re-read a lead at ``now`` with no new event: the update if the clock changed it."""
-    old, stored = decode_state(raw)
+    old, stored, lost = decode_lead(raw)
     if old is None:
         return None
-    running = LeadFold(lead_id, config, stored)
+    running = LeadFold(lead_id, config, stored, lost)
     update = _update(running, old, running.progress(), now, {})
     return update if update.new != old else None
 
@@ -295,12 +323,12 @@ def _update(
     header = header_of(snapshot)
     entries, responded = running.progress()
     try:
-        state = encode_state(header, running.facts, rows)
+        state = encode_state(header, running.facts, rows, running.lost)
     except KeyError:  # rows of facts new to ``rows``: encode them once, keep them
         for fact in running.facts:
             if fact.event_id not in rows:
                 rows[fact.event_id] = encode_row(fact)
-        state = encode_state(header, running.facts, rows)
+        state = encode_state(header, running.facts, rows, running.lost)
     return LeadUpdate(
         running.lead_id,
         state,

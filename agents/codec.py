@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 
 from leadflow.agents.facts import Fact, event_document, from_micros, to_decimal
-from leadflow.agents.fold import Header
+from leadflow.agents.fold import Header, Lost
 from leadflow.schemas.records import LeadSnapshot
 from leadflow.schemas.vocabulary import EVENT_TYPES
 
@@ -41,15 +41,21 @@ def encode_row(fact: Fact) -> bytes:
 
 
 def encode_state(
-    header: Header, facts: list[Fact], rows: Mapping[str, bytes] | None = None
+    header: Header,
+    facts: list[Fact],
+    rows: Mapping[str, bytes] | None = None,
+    lost: Lost | None = None,
 ) -> bytes:
-    """The table value: a small header (for gauges and the SLA clock) and the distinct facts.
+    """The table value: a small header (for gauges and the SLA clock), the distinct facts and
+    the lead's copies that lost to another lead's.
 
-    Format 0, for leads with few facts: ``[stage, orphan, deadline_us, statuses, [facts]]``.
-    Format 1, once the facts pass COMPRESS_ABOVE bytes: ``\\x01``, the header's JSON array,
-    a newline, then the facts' JSON array compressed with zlib. Both decode; the encoding is a
-    function of the header and the set of facts. ``rows``: each fact's :func:`encode_row` by
-    ``event_id``, if already known (KeyError if one is missing).
+    Format 0, for leads with few facts: ``[stage, orphan, deadline_us, statuses, [facts]]``,
+    then ``{event_id: [copy digests]}`` of its copies that lost as a sixth item when the lead
+    lost any. Format 1, once the facts pass COMPRESS_ABOVE bytes: ``\\x01``, the header's
+    JSON array (the lost object its fifth item when any), a newline, then the facts' JSON
+    array compressed with zlib. Both decode, with or without the lost item; the encoding is a
+    function of the header, the set of facts and the lost object. ``rows``: each fact's
+    :func:`encode_row` by ``event_id``, if already known (KeyError if one is missing).
     """
     if rows is None:
         encoded = map(encode_row, facts)
@@ -57,26 +63,40 @@ def encode_state(
         encoded = map(rows.__getitem__, map(_EVENT_ID, facts))
     body = b"[" + b",".join(encoded) + b"]"
     head = orjson.dumps(list(header))
+    tail = b""
+    if lost:
+        named = {event_id: sorted(digests) for event_id, digests in lost.items()}
+        tail = b"," + orjson.dumps(named, option=orjson.OPT_SORT_KEYS)
     if len(body) <= COMPRESS_ABOVE:
-        return head[:-1] + b"," + body + b"]"
-    return _COMPRESSED + head + b"\n" + zlib.compress(body, 1)
+        return head[:-1] + b"," + body + tail + b"]"
+    return _COMPRESSED + head[:-1] + tail + b"]\n" + zlib.compress(body, 1)
 
 
 def decode_state(raw: bytes | None) -> tuple[Header | None, list[Fact]]:
+    header, facts, _ = decode_lead(raw)
+    return header, facts
+
+
+def decode_lead(raw: bytes | None) -> tuple[Header | None, list[Fact], dict[str, list[str]]]:
+    """A table value's header, facts and lost copies (event_id -> copy digests; none in a
+    value that names none)."""
     if not raw:
-        return None, []
+        return None, [], {}
     if raw[:1] == _COMPRESSED:
         head, _, body = raw[1:].partition(b"\n")  # orjson never writes a raw newline
         rows = orjson.loads(zlib.decompress(body))
-        return Header(*orjson.loads(head)), [Fact(*row) for row in rows]
-    stage, orphan, deadline, statuses, rows = orjson.loads(raw)
-    return Header(stage, orphan, deadline, statuses), [Fact(*row) for row in rows]
+        stage, orphan, deadline, statuses, *lost = orjson.loads(head)
+        facts = [Fact(*row) for row in rows]
+        return Header(stage, orphan, deadline, statuses), facts, lost[0] if lost else {}
+    stage, orphan, deadline, statuses, rows, *lost = orjson.loads(raw)
+    facts = [Fact(*row) for row in rows]
+    return Header(stage, orphan, deadline, statuses), facts, lost[0] if lost else {}
 
 
 def decode_header(raw: bytes) -> Header:
     """Only the header of a table value (format 0 parses its facts too; orjson is fast)."""
     if raw[:1] == _COMPRESSED:
-        return Header(*orjson.loads(raw[1:].partition(b"\n")[0]))
+        return Header(*orjson.loads(raw[1:].partition(b"\n")[0])[:4])
     header, _ = decode_state(raw)
     assert header is not None
     return header
@@ -100,6 +120,21 @@ def decode_forwarded(raw: bytes) -> tuple[str, Fact, Origin | None]:
         topic, partition, offset = row.pop(0)
         origin = (topic, partition, offset)
     return lead_id, Fact(*row), origin
+
+
+def encode_retraction(lead_id: str, event_id: str, copy: str) -> bytes:
+    """A retraction for the re-keying topic: ``lead_id``'s copy (``copy``: its copy digest)
+    of ``event_id`` lost to another lead's. A JSON object, where a forwarded fact is an array;
+    only a worker writes either."""
+    return orjson.dumps({"retract": event_id, "lead_id": lead_id, "copy": copy})
+
+
+def decode_retraction(raw: bytes) -> tuple[str, str, str] | None:
+    """(lead_id, event_id, copy digest) of a retraction record; None for a forwarded fact."""
+    if raw[:1] != b"{":
+        return None
+    document = orjson.loads(raw)
+    return document["lead_id"], document["retract"], document["copy"]
 
 
 _EVENT_FIELDS = Fact._fields[3:]

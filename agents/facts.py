@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import NamedTuple
@@ -89,6 +90,11 @@ def canonical(lead_id: str, fact: Fact) -> bytes:
     if fact.amount is not None:  # one decimal, one text: "10.5" and "10.50" are one amount
         document["amount"] = str(Decimal(fact.amount).quantize(CENT))
     return orjson.dumps(document, option=orjson.OPT_SORT_KEYS | orjson.OPT_UTC_Z)
+
+
+def copy_digest(lead_id: str, fact: Fact) -> str:
+    """sha256 of the copy's canonical JSON, in hex: which copy of an event_id a lead sent."""
+    return hashlib.sha256(canonical(lead_id, fact)).hexdigest()
 
 
 def to_micros(moment: datetime) -> int:

@@ -5,13 +5,20 @@ from __future__ import annotations
 import bisect
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, NamedTuple
 
 from leadflow.agents.attribution import attribution_rows
-from leadflow.agents.facts import Fact, canonical, from_micros, to_decimal, to_micros
+from leadflow.agents.facts import (
+    Fact,
+    canonical,
+    copy_digest,
+    from_micros,
+    to_decimal,
+    to_micros,
+)
 from leadflow.agents.sla.model import PolicySet
 from leadflow.schemas.records import LeadSnapshot
 from leadflow.schemas.vocabulary import (
@@ -60,6 +67,10 @@ def sla_fingerprint(config: FoldConfig) -> str:
         return config.policies.fingerprint
     canonical = json.dumps({"single_clock_sla_hours": config.sla_seconds / 3600})
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+# event_id -> the copy_digest of each copy of it the lead sent that lost to another lead's.
+Lost = Mapping[str, Collection[str]]
 
 
 class Header(NamedTuple):
@@ -126,14 +137,27 @@ class LeadFold:
         "config",
         "facts",
         "lead_id",
+        "lost",
     )
 
-    def __init__(self, lead_id: str, config: FoldConfig, facts: Iterable[Fact] = ()) -> None:
+    def __init__(
+        self,
+        lead_id: str,
+        config: FoldConfig,
+        facts: Iterable[Fact] = (),
+        lost: Lost | None = None,
+    ) -> None:
         self.lead_id = lead_id
         self.config = config
         self.facts: list[Fact] = []
+        # The lead's copies that lost to another lead's (contract section 2): event_id -> the
+        # copy_digest of each. Such a copy is never folded again; another copy of the same
+        # event_id is folded and competes in the store as any new copy.
+        self.lost: dict[str, set[str]] = {k: set(v) for k, v in (lost or {}).items()}
         self._ids: dict[str, Fact] = {}  # event_id -> the copy the lead keeps
         for fact in facts:
+            if self._lost_copy(fact):
+                continue
             kept = self._ids.get(fact.event_id)
             if kept is None or self._wins(fact, kept):
                 self._ids[fact.event_id] = fact
@@ -142,6 +166,11 @@ class LeadFold:
         self._replay(0)
 
     # -- adding events -------------------------------------------------------------------
+
+    def _lost_copy(self, fact: Fact) -> bool:
+        """Whether ``fact`` is a copy this lead sent that lost to another lead's."""
+        digests = self.lost.get(fact.event_id)
+        return digests is not None and copy_digest(self.lead_id, fact) in digests
 
     def _wins(self, fact: Fact, kept: Fact) -> bool:
         """Whether ``fact`` displaces ``kept``, another copy of its event_id (contract section 2:
@@ -165,12 +194,16 @@ class LeadFold:
         winning copy of a conflicting duplicate), and every copy that lost, stored or new.
 
         The copies kept are a function of the set of copies ever merged, whatever their order.
+        A copy that lost to another lead's (in :attr:`lost`) is a plain duplicate: the store
+        dead-lettered it when it decided.
         """
         given = list(facts)
         losers: list[Fact] = []
         fresh: dict[str, Fact] = {}
         displaced: list[Fact] = []
         for fact in given:
+            if self.lost and self._lost_copy(fact):
+                continue
             kept = fresh.get(fact.event_id) or self._ids.get(fact.event_id)
             if kept is None or self._wins(fact, kept):
                 if kept is not None:
@@ -209,6 +242,33 @@ class LeadFold:
         at = min(at, bisect.bisect_left(self.facts, fresh[0]))
         self.facts = sorted(self.facts + fresh)  # two sorted runs: a linear merge
         self._replay(at)
+
+    def retract(self, losses: Iterable[tuple[str, str]]) -> bool:
+        """Another lead keeps these event_ids: each (event_id, copy_digest of this lead's copy
+        that lost) joins :attr:`lost`, and the fact held, if it is that copy, leaves the fold
+        (one refold); False when every one was known already."""
+        gone: list[Fact] = []
+        grew = False
+        for event_id, digest in losses:
+            digests = self.lost.setdefault(event_id, set())
+            if digest in digests:
+                continue
+            digests.add(digest)
+            grew = True
+            held = self._ids.get(event_id)
+            if held is not None and copy_digest(self.lead_id, held) == digest:
+                gone.append(self._ids.pop(event_id))
+        if gone:
+            at = min(bisect.bisect_left(self.facts, fact) for fact in gone)
+            dropped = set(gone)
+            self.facts = [fact for fact in self.facts if fact not in dropped]
+            self._replay(at)
+        return grew
+
+    @property
+    def lost_count(self) -> int:
+        """How many of the lead's copies lost to another lead's."""
+        return sum(map(len, self.lost.values()))
 
     def __contains__(self, event_id: str) -> bool:
         return event_id in self._ids
@@ -462,7 +522,7 @@ class LeadFold:
             }
             for number, stage, ts, inferred in self._transitions
         ]
-        version = 2 * len(self.facts) + (1 if clock_breach else 0)
+        version = lead_version(len(self.facts), self.lost_count, clock_breach)
         lifecycle["version"] = version
         contact = self._contact
         contact_row = None
@@ -477,6 +537,13 @@ class LeadFold:
         return LeadSnapshot(
             self.lead_id, version, lifecycle, transitions, sla_rows, contact_row, attribution
         )
+
+
+def lead_version(facts: int, lost: int, breach: bool = False) -> int:
+    """A snapshot's version: 2 per event kept, 4 per copy lost to another lead, 1 for a clock
+    breach. Losing the copy held raises it by 2 and every other change by at least 1 (contract
+    section 5)."""
+    return 2 * facts + 4 * lost + (1 if breach else 0)
 
 
 def _wall_clock_status(
@@ -504,6 +571,13 @@ def header_of(snapshot: LeadSnapshot) -> Header:
     return Header(snapshot.lifecycle["stage"], snapshot.lifecycle["is_orphan"], deadline, statuses)
 
 
-def fold(lead_id: str, facts: Iterable[Fact], config: FoldConfig, now: datetime) -> LeadSnapshot:
-    """The pure fold: a lead's events (any order, duplicates allowed) to its rows at ``now``."""
-    return LeadFold(lead_id, config, facts).snapshot(now)
+def fold(
+    lead_id: str,
+    facts: Iterable[Fact],
+    config: FoldConfig,
+    now: datetime,
+    lost: Lost | None = None,
+) -> LeadSnapshot:
+    """The pure fold: a lead's events (any order, duplicates allowed) to its rows at ``now``;
+    ``lost``: the lead's copies that lost to another lead's (event_id -> copy digests)."""
+    return LeadFold(lead_id, config, facts, lost).snapshot(now)

@@ -10,7 +10,13 @@ from sqlalchemy import Engine, text
 
 from leadflow.agents.facts import Fact, to_micros
 from leadflow.schemas.vocabulary import TYPE_RANK
-from leadflow.sinks.history import contacts_of, events_of, stored_versions, unrecorded
+from leadflow.sinks.history import (
+    contacts_of,
+    events_of,
+    recorded_losses,
+    stored_versions,
+    unrecorded,
+)
 
 
 def fact_of(row: dict[str, Any]) -> Fact:
@@ -50,6 +56,12 @@ class StoreHistory:
             if conn.dialect.name == "postgresql":  # a scan of every lead: no statement timeout
                 conn.execute(text("SET LOCAL statement_timeout = 0"))
             return unrecorded(conn, keep)
+
+    def losses(self, keep: Callable[[str], bool]) -> dict[str, dict[str, set[str]]]:
+        with self.engine.connect() as conn, conn.begin():
+            if conn.dialect.name == "postgresql":  # a scan of every loss: no statement timeout
+                conn.execute(text("SET LOCAL statement_timeout = 0"))
+            return recorded_losses(conn, keep)
 
     def facts(self, lead_ids: Sequence[str]) -> dict[str, list[Fact]]:
         """Each lead's stored events; its first lead.created gets back the personal data that

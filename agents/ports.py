@@ -34,3 +34,8 @@ class History(Protocol):
     def facts(self, lead_ids: Sequence[str]) -> dict[str, list[Fact]]:
         """The stored events of each lead, as facts."""
         ...
+
+    def losses(self, keep: Callable[[str], bool]) -> dict[str, dict[str, set[str]]]:
+        """The recorded losses of every lead ``keep`` accepts: each event_id another lead
+        keeps, with the copy digests of the lead's copies that lost."""
+        ...

@@ -20,6 +20,7 @@ from leadflow.agents.batch import (
     LeadUpdate,
     Limits,
     fold_batch,
+    lost_of,
     recovered,
     refresh,
     state_version,
@@ -28,7 +29,9 @@ from leadflow.agents.codec import (
     Origin,
     decode_forwarded,
     decode_header,
+    decode_retraction,
     encode_fact,
+    encode_retraction,
     encode_snapshot,
     event_payload,
 )
@@ -40,7 +43,7 @@ from leadflow.agents.partitioning import key_hash, partition_of
 from leadflow.agents.ports import History, Record, Send, SendMany
 from leadflow.schemas.classify import DeadLetter, Rejection, classify
 from leadflow.schemas.errors import StoreError
-from leadflow.schemas.records import TopicNames
+from leadflow.schemas.records import Loss, TopicNames, Written
 from leadflow.schemas.vocabulary import CONFLICTING_DUPLICATE, SINGLE_CLOCK, STAGE_LABELS
 from leadflow.sinks.conflicts import ORIGIN
 from leadflow.sinks.store import Sink
@@ -185,9 +188,19 @@ class LeadProcessor:
         return await self._apply(local, letters, now, refuse, place)
 
     async def handle_rekeyed(self, messages: Sequence[Incoming]) -> Awaitable[None]:
-        """A batch from the internal topic of events re-keyed by ``lead_id``."""
+        """A batch from the internal topic of events re-keyed by ``lead_id``, and of
+        retractions (a lead lost an event_id to another lead)."""
         now = utcnow()
-        forwarded = [(m, decode_forwarded(m.value)) for m in messages if m.value]
+        retractions: list[Loss] = []
+        forwarded = []
+        for m in messages:
+            if not m.value:
+                continue
+            retraction = decode_retraction(m.value)
+            if retraction is None:
+                forwarded.append((m, decode_forwarded(m.value)))
+            else:
+                retractions.append(retraction)
 
         def refuse(index: int, rejection: Rejection, copy: Fact | None) -> DeadLetter:
             # Where the event came in (so a replayed forward is dead-lettered once), else here.
@@ -201,7 +214,7 @@ class LeadProcessor:
             return origin or (m.topic, m.partition, m.offset)
 
         facts = [(lead_id, fact) for _, (lead_id, fact, _) in forwarded]
-        return await self._apply(facts, [], now, refuse, place)
+        return await self._apply(facts, [], now, refuse, place, retractions)
 
     # -- steps ---------------------------------------------------------------------------
 
@@ -227,6 +240,20 @@ class LeadProcessor:
             records.append((key_hash(key) % count, key, encode_fact(lead_id, fact, origin)))
         await asyncio.gather(*await self.send_many(topic, records))
 
+    async def _retract(self, losses: Sequence[Loss]) -> list[Awaitable[Any]]:
+        """One retraction record per loss, on the re-keying topic's partition of the losing
+        lead: its owner folds it in order with that lead's other events."""
+        if not losses:
+            return []
+        topic = self.names.rekeyed
+        count = self._partition_count(topic)
+        records = []
+        for lead_id, event_id, copy in losses:
+            key = lead_id.encode()
+            value = encode_retraction(lead_id, event_id, copy)
+            records.append((key_hash(key) % count, key, value))
+        return await self.send_many(topic, records)
+
     def _partition_count(self, topic: str) -> int:
         return self.partition_counts.get(topic, self.partitions)
 
@@ -237,6 +264,7 @@ class LeadProcessor:
         now: datetime,
         refuse: Refuse,
         place: Callable[[int], Place],
+        retractions: Sequence[Loss] = (),
     ) -> Awaitable[None]:
         """Fold now (later batches must see these events); store, emit and keep in order later.
 
@@ -248,7 +276,13 @@ class LeadProcessor:
             now = utcnow()
         self._observe_lag(facts, now)
         result = fold_batch(
-            facts, self._load, self.config, now, limits=self.limits, cache=self._folds
+            facts,
+            self._load,
+            self.config,
+            now,
+            limits=self.limits,
+            cache=self._folds,
+            retractions=retractions,
         )
         # Events past a lead's limits: dead-lettered, never dropped silently.
         letters = letters + [
@@ -296,14 +330,28 @@ class LeadProcessor:
                 for lead, version in versions.items()
                 if state_version(self._load(lead)) < version - 1
             )
+            losses = await _until_read(loop, history.losses, owned)
+            # Losses the store committed whose retraction never reached the lead's state.
+            unretracted = [
+                lead
+                for lead, lost in losses.items()
+                if not {(e, d) for e, ds in lost.items() for d in ds} <= lost_of(self._load(lead))
+            ]
             backfilled = await self._unrecorded(history, owned, set(behind))
-            refold = sorted({*behind, *backfilled})
+            refold = sorted({*behind, *backfilled, *unretracted})
             for start in range(0, len(refold), RECOVER_CHUNK):
                 chunk = refold[start : start + RECOVER_CHUNK]
                 facts = await _until_read(loop, history.facts, chunk)
                 now = utcnow()
                 updates = [
-                    recovered(lead, self._load(lead), facts.get(lead, []), self.config, now)
+                    recovered(
+                        lead,
+                        self._load(lead),
+                        facts.get(lead, []),
+                        self.config,
+                        now,
+                        losses.get(lead),
+                    )
                     for lead in chunk
                 ]
                 self._hold(updates)
@@ -395,8 +443,8 @@ class LeadProcessor:
             job = await self._stored.get()
             try:
                 if self._halted is None and job.written is not None:
-                    await job.written
-                    await self._finish(job)
+                    written = await job.written
+                    await self._finish(job, written.losses if isinstance(written, Written) else ())
             except asyncio.CancelledError:
                 job.done.cancel()
                 raise
@@ -406,8 +454,9 @@ class LeadProcessor:
                 job.done.set_exception(self._halted)
             self._room.release()
 
-    async def _finish(self, job: _Job) -> None:
-        """Queue a stored batch's snapshots and changelog; the job is done once delivered.
+    async def _finish(self, job: _Job, losses: Sequence[Loss]) -> None:
+        """Queue a stored batch's snapshots, changelog and the retractions of the ``losses``
+        the store recorded with it; the job is done once delivered.
 
         The next job's store write does not wait for this one's deliveries; Faust flushes the
         producer before it commits any offset, and the offsets wait for ``job.done``.
@@ -416,6 +465,7 @@ class LeadProcessor:
         keys = [update.lead_id.encode() for update in updates]
         hashes = [key_hash(key) for key in keys]
         deliveries = await self._emit(updates, keys, hashes, letters, now)
+        deliveries += await self._retract(losses)
         for update, hashed in zip(updates, hashes, strict=True):
             self.owned.update(update.lead_id, update.old, update.new, hashed % self.partitions)
             self._count_changes(update)

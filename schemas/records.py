@@ -36,6 +36,26 @@ class LeadSnapshot:
 _snapshot_fields = attrgetter(*(f.name for f in fields(LeadSnapshot)))
 
 
+# (lead_id, event_id, copy): the lead sent the event_id and another lead's copy keeps it;
+# ``copy`` is sha256 of the canonical JSON of the lead's copy that lost, in hex.
+Loss = tuple[str, str, str]
+
+
+class Written(int):
+    """The store's answer for a batch: the rows it inserted or updated (the int itself), and
+    the losses it recorded in lead_retractions with that batch."""
+
+    losses: tuple[Loss, ...]
+
+    def __new__(cls, rows: int, losses: tuple[Loss, ...] = ()) -> Written:
+        written = super().__new__(cls, rows)
+        written.losses = losses
+        return written
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Written, (int(self), self.losses))
+
+
 @dataclass(frozen=True, slots=True)
 class TopicNames:
     """Every topic one pipeline (one ``LEADFLOW_APP_ID``) reads or writes."""

@@ -4,6 +4,7 @@ whatever the order the leads' snapshots are written in."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -14,6 +15,7 @@ import orjson
 from sqlalchemy import Connection, select
 
 from leadflow.schemas.classify import DeadLetter
+from leadflow.schemas.records import Loss
 from leadflow.schemas.vocabulary import CONFLICTING_DUPLICATE
 from leadflow.sinks.history import contacts_of
 from leadflow.sinks.models import EVENTS
@@ -25,6 +27,9 @@ _PERSONAL = ("email", "company", "country")
 _FIELDS = tuple(c.name for c in EVENTS.columns if c.name not in {*_KEYS, "received_at"})
 # A new row's key for where its message came in: (topic, partition, offset); not a column.
 ORIGIN = "_origin"
+# A new row's key for its copy's canonical JSON, when the row cannot tell it (a lead.created
+# whose personal data is not its lead's lead_contacts row); not a column.
+CANONICAL = "_canonical"
 
 
 def row_canonical(row: dict[str, Any], contact: dict[str, Any] | None) -> bytes:
@@ -45,12 +50,13 @@ def row_canonical(row: dict[str, Any], contact: dict[str, Any] | None) -> bytes:
 @dataclass(slots=True)
 class Settled:
     """A batch's new lead_events rows once shared event_ids are settled: rows to insert as the
-    batch meant them, rows that replace another lead's stored row, and the losing copies'
-    dead letters."""
+    batch meant them, rows that replace another lead's stored row, the losing copies'
+    dead letters, and the (lead_id, event_id) of each lead whose copy lost."""
 
     keep: list[dict[str, Any]] = field(default_factory=list)
     moved: list[dict[str, Any]] = field(default_factory=list)
     letters: list[DeadLetter] = field(default_factory=list)
+    lost: list[Loss] = field(default_factory=list)
 
 
 def settle_other_leads(
@@ -72,9 +78,8 @@ def settle_other_leads(
     copies: dict[str, dict[bytes, dict[str, Any]]] = {}
     for row in [*(stored[e] for e in shared if e in stored), *rows]:
         if row["event_id"] in shared:
-            copies.setdefault(row["event_id"], {}).setdefault(
-                row_canonical(row, known.get(row["lead_id"])), row
-            )
+            key = row.get(CANONICAL) or row_canonical(row, known.get(row["lead_id"]))
+            copies.setdefault(row["event_id"], {}).setdefault(key, row)
     settled = Settled(keep=[row for row in rows if row["event_id"] not in shared])
     for event_id, by_key in copies.items():
         _settle_one(settled, by_key, stored.get(event_id), now)
@@ -98,6 +103,9 @@ def _settle_one(
     for key, row in by_key.items():
         if row["lead_id"] == winner["lead_id"]:
             continue  # copies of one lead: its fold dead-letters them
+        loss = (row["lead_id"], row["event_id"], hashlib.sha256(key).hexdigest())
+        if loss not in settled.lost:
+            settled.lost.append(loss)
         place = row.get(ORIGIN) or winner.get(ORIGIN)
         if place is not None:
             settled.letters.append(_letter(key, row, place, now))

@@ -180,6 +180,21 @@ DICTIONARY: dict[str, TableDoc] = {
             "received_at": "when the pipeline wrote the event (UTC)",
         },
     ),
+    "lead_retractions": TableDoc(
+        "one row per copy of an event_id a lead sent that lost to another lead's copy",
+        ("lead_id", "event_id", "copy_sha256"),
+        "Conflicting duplicates across leads (contract section 2): each lead whose copy of an"
+        " event_id lost to another lead's copy (the one whose canonical JSON sorts first)."
+        " Written in the same transaction as the lead_events row that decides it; the losing"
+        " lead's rows then no longer count the event, and a lead left with no event has no"
+        " rows. Never deleted: leadflow rebuild and the workers' recovery read it.",
+        {
+            "lead_id": "the lead whose copy lost",
+            "event_id": "the event_id; lead_events holds the winning copy",
+            "copy_sha256": "sha256 of the canonical JSON of the lead's copy that lost, in hex",
+            "recorded_at": "when the store recorded the loss (UTC)",
+        },
+    ),
     "lead_contacts": TableDoc(
         "one row per lead with contact details",
         ("lead_id",),

@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
-from leadflow.sinks.models import CONTACTS, EVENTS, LIFECYCLE
+from leadflow.sinks.models import CONTACTS, EVENTS, LIFECYCLE, RETRACTIONS
 
 CHUNK = 500
 
@@ -25,12 +25,41 @@ def stored_versions(conn: Connection, keep: Callable[[str], bool]) -> dict[str, 
     return found
 
 
+Lost = dict[str, set[str]]  # event_id -> copy_sha256 of each of the lead's copies that lost
+
+
+def recorded_losses(conn: Connection, keep: Callable[[str], bool]) -> dict[str, Lost]:
+    """The lead_retractions rows of every lead that ``keep`` accepts (one pass)."""
+    c = RETRACTIONS.c
+    found: dict[str, Lost] = {}
+    result = conn.execution_options(stream_results=True, yield_per=10_000).execute(
+        select(c.lead_id, c.event_id, c.copy_sha256)
+    )
+    for lead_id, event_id, copy in result:
+        if keep(lead_id):
+            found.setdefault(lead_id, {}).setdefault(event_id, set()).add(copy)
+    return found
+
+
+def losses_of(conn: Connection, lead_ids: Sequence[str]) -> dict[str, Lost]:
+    """The lead_retractions rows of each of these leads (those with none left out)."""
+    c = RETRACTIONS.c
+    found: dict[str, Lost] = {}
+    for chunk in _chunks(lead_ids):
+        query = select(c.lead_id, c.event_id, c.copy_sha256).where(c.lead_id.in_(chunk))
+        for lead_id, event_id, copy in conn.execute(query):
+            found.setdefault(lead_id, {}).setdefault(event_id, set()).add(copy)
+    return found
+
+
 def unrecorded(conn: Connection, keep: Callable[[str], bool]) -> list[str]:
-    """The leads of lead_lifecycle that ``keep`` accepts and that have no lead_events row (a
-    store written before lead_events existed), in lead_id order."""
+    """The leads of lead_lifecycle that ``keep`` accepts and that have neither a lead_events
+    nor a lead_retractions row (a store written before lead_events existed), in lead_id
+    order."""
     c = LIFECYCLE.c
     has_events = select(EVENTS.c.event_id).where(EVENTS.c.lead_id == c.lead_id).exists()
-    query = select(c.lead_id).where(~has_events).order_by(c.lead_id)
+    has_losses = select(RETRACTIONS.c.event_id).where(RETRACTIONS.c.lead_id == c.lead_id).exists()
+    query = select(c.lead_id).where(~has_events, ~has_losses).order_by(c.lead_id)
     result = conn.execution_options(stream_results=True, yield_per=10_000).execute(query)
     return [lead_id for (lead_id,) in result if keep(lead_id)]
 

@@ -161,6 +161,18 @@ class LeadEvent(Base):
     received_at: Mapped[datetime]
 
 
+class LeadRetraction(Base):
+    """An event_id a lead sent whose copy another lead keeps (contract section 2)."""
+
+    __tablename__ = "lead_retractions"
+
+    lead_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    # sha256 of the canonical JSON of the lead's copy that lost, in hex.
+    copy_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    recorded_at: Mapped[datetime]
+
+
 class LeadContact(Base):
     """Personal data of a lead (from its first lead.created): never in the shared tables."""
 
@@ -231,6 +243,7 @@ REVENUE: Table = RevenueDaily.__table__  # type: ignore[assignment]
 DEAD_LETTERS: Table = DeadLetterRow.__table__  # type: ignore[assignment]
 CONTACTS: Table = LeadContact.__table__  # type: ignore[assignment]
 EVENTS: Table = LeadEvent.__table__  # type: ignore[assignment]
+RETRACTIONS: Table = LeadRetraction.__table__  # type: ignore[assignment]
 ATTRIBUTION: Table = Attribution.__table__  # type: ignore[assignment]
 GOALS: Table = SharedGoal.__table__  # type: ignore[assignment]
 FX_RATES: Table = FxRate.__table__  # type: ignore[assignment]

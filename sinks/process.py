@@ -49,7 +49,7 @@ class _Batch:
         if self.future.done():
             return
         if error is None:
-            self.future.set_result(rows or 0)
+            self.future.set_result(0 if rows is None else rows)  # a Written keeps its losses
         else:
             self.future.set_exception(error)
 
@@ -342,7 +342,7 @@ class ProcessSink:
                     child.retrying = False
                     self._backoff.reset()
                     tell(batch.observer.written, extra, batch.snapshots, batch.letters)
-                    batch.settle(int(value))
+                    batch.settle(value)
                 else:
                     self._fail_for_good([batch], value)
         except (EOFError, OSError):  # the child is gone; the sender replaces it

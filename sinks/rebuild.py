@@ -8,11 +8,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, func, select, text
+from sqlalchemy import Connection, func, select, text, union
 
 from leadflow.schemas.errors import LeadflowError
 from leadflow.schemas.records import LeadSnapshot
-from leadflow.sinks.models import ATTRIBUTION, EVENTS, LIFECYCLE, SLA, TRANSITIONS
+from leadflow.sinks.history import Lost, losses_of
+from leadflow.sinks.models import ATTRIBUTION, EVENTS, LIFECYCLE, RETRACTIONS, SLA, TRANSITIONS
 from leadflow.sinks.store import AGGREGATE_LOCK_ID, read_old_lifecycles, replace_leads
 
 LEADS_PER_CHUNK = 500
@@ -77,10 +78,12 @@ def take_store(conn: Connection, now: datetime, quiet: timedelta) -> None:
             f"this store was written {ago} s ago: a worker may be running. Stop the workers "
             f"(rebuild waits for {int(quiet.total_seconds())} s without writes), then rebuild"
         )
+    has_events = select(EVENTS.c.event_id).where(EVENTS.c.lead_id == LIFECYCLE.c.lead_id)
+    has_losses = select(RETRACTIONS.c.event_id).where(RETRACTIONS.c.lead_id == LIFECYCLE.c.lead_id)
     orphans = conn.execute(
         select(func.count())
         .select_from(LIFECYCLE)
-        .where(~select(EVENTS.c.event_id).where(EVENTS.c.lead_id == LIFECYCLE.c.lead_id).exists())
+        .where(~has_events.exists(), ~has_losses.exists())
     ).scalar_one()
     if orphans:
         raise RebuildRefused(
@@ -94,25 +97,31 @@ def _latest(conn: Connection, column: Any) -> datetime | None:
     return value
 
 
-def lead_chunks(conn: Connection) -> Iterator[dict[str, list[dict[str, Any]]]]:
-    """lead_events by lead, LEADS_PER_CHUNK leads at a time, in lead_id order."""
+History = dict[str, tuple[list[dict[str, Any]], Lost]]  # lead -> (events, losses)
+
+
+def lead_chunks(conn: Connection) -> Iterator[History]:
+    """lead_events and lead_retractions by lead, LEADS_PER_CHUNK leads at a time, in lead_id
+    order: each lead's event rows and the event_ids it lost to another lead."""
     last = ""
     c = EVENTS.c
     while True:
+        leads = union(
+            select(c.lead_id).where(c.lead_id > last),
+            select(RETRACTIONS.c.lead_id).where(RETRACTIONS.c.lead_id > last),
+        ).subquery()
         ids = list(
             conn.execute(
-                select(c.lead_id)
-                .where(c.lead_id > last)
-                .group_by(c.lead_id)
-                .order_by(c.lead_id)
-                .limit(LEADS_PER_CHUNK)
+                select(leads.c.lead_id).order_by(leads.c.lead_id).limit(LEADS_PER_CHUNK)
             ).scalars()
         )
         if not ids:
             return
-        rows: dict[str, list[dict[str, Any]]] = {lead_id: [] for lead_id in ids}
+        rows: History = {lead_id: ([], {}) for lead_id in ids}
         for row in conn.execute(select(EVENTS).where(c.lead_id.in_(ids))).mappings():
-            rows[row["lead_id"]].append(dict(row))
+            rows[row["lead_id"]][0].append(dict(row))
+        for lead_id, lost in losses_of(conn, ids).items():
+            rows[lead_id][1].update(lost)
         yield rows
         last = ids[-1]
 
@@ -140,7 +149,10 @@ def replace_chunk(
 Rows = tuple[Any, ...]
 
 
-def _rows_of(snap: LeadSnapshot) -> Rows:
+def _rows_of(snap: LeadSnapshot) -> Rows | None:
+    """None for a lead left with no event: it has no rows."""
+    if not snap.lifecycle["event_count"]:
+        return None
     return (
         dict(snap.lifecycle),
         frozenset(frozenset(t.items()) for t in snap.transitions),

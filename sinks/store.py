@@ -10,11 +10,11 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, Engine, delete, select, text
+from sqlalchemy import Connection, Engine, delete, func, select, text, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from leadflow.schemas.classify import DeadLetter
-from leadflow.schemas.records import LeadSnapshot
+from leadflow.schemas.records import LeadSnapshot, Loss, Written
 from leadflow.sinks.aggregates import (
     FunnelKey,
     RevenueKey,
@@ -33,6 +33,7 @@ from leadflow.sinks.models import (
     DEAD_LETTERS,
     EVENTS,
     LIFECYCLE,
+    RETRACTIONS,
     SLA,
     TRANSITIONS,
 )
@@ -49,7 +50,8 @@ class Sink(Protocol):
     def write_batch(
         self, snapshots: Sequence[LeadSnapshot], dead_letters: Sequence[DeadLetter], now: datetime
     ) -> int:
-        """Write one batch atomically; return the number of rows inserted or updated."""
+        """Write one batch atomically; return the number of rows inserted or updated (a
+        :class:`Written`, naming the losses recorded, from a sink that records them)."""
         ...
 
     def close(self) -> None:
@@ -69,8 +71,10 @@ class SqlSink:
         """Write one batch in one transaction.
 
         Returns the rows inserted or updated in lead_lifecycle, lead_stage_transitions,
-        handoff_sla and dead_letters (so replaying a batch returns 0). The snapshots' new
-        events go to lead_events in the same transaction; an event stored already is kept.
+        handoff_sla and dead_letters (so replaying a batch returns 0), as a :class:`Written`
+        naming each lead whose copy of an event_id lost to another lead's in this batch (also
+        recorded in lead_retractions). The snapshots' new events go to lead_events in the same
+        transaction; an event stored already is kept.
         """
         if not snapshots and not dead_letters:
             return 0
@@ -80,9 +84,10 @@ class SqlSink:
             with self.engine.connect() as conn:
                 conn = conn.execution_options(**{WRITE_OPTION: True})
                 with conn.begin():
-                    conflicts = _write_events(conn, snapshots, now)
+                    conflicts, losses = _write_events(conn, snapshots, now)
                     written = _write_snapshots(conn, snapshots, now) if snapshots else 0
-                    return written + _write_dead_letters(conn, [*dead_letters, *conflicts])
+                    written += _write_dead_letters(conn, [*dead_letters, *conflicts])
+                    return Written(written, tuple(losses))
         except SQLAlchemyError as error:
             raise translate(error, "writing a batch to the store") from error
 
@@ -111,8 +116,28 @@ def _write_snapshots(conn: Connection, snapshots: Sequence[LeadSnapshot], now: d
     _lock_writers(conn)  # aggregate recomputes must see every other writer's committed rows
     latest = _latest(snapshots)
     old = read_old_lifecycles(conn, sorted(latest))
-    fresh = [snap for snap in latest.values() if _replaces(snap, old.get(snap.lead_id))]
+    floors = tombstones(conn, sorted(lead for lead in latest if lead not in old))
+    fresh = [
+        snap
+        for snap in latest.values()
+        if _replaces(snap, old.get(snap.lead_id)) and snap.version >= floors.get(snap.lead_id, 0)
+    ]
     return replace_leads(conn, fresh, old, now)
+
+
+def tombstones(conn: Connection, ids: Sequence[str]) -> dict[str, int]:
+    """Of leads with no lifecycle row, the lowest version a snapshot needs to be written: 4 per
+    recorded losing copy (:func:`leadflow.agents.fold.lead_version`). A lead whose every event
+    was lost has no rows at that version; a snapshot folded before its last loss is lower (each
+    copy it holds counts 2 and lost later, each loss it knows is one of the recorded ones), so
+    it cannot bring the rows back."""
+    floors: dict[str, int] = {}
+    c = RETRACTIONS.c
+    for chunk in _chunks(ids):
+        query = select(c.lead_id, func.count()).where(c.lead_id.in_(chunk)).group_by(c.lead_id)
+        for lead_id, count in conn.execute(query):
+            floors[lead_id] = 4 * count
+    return floors
 
 
 def replace_leads(
@@ -234,7 +259,9 @@ def _replace_lead_rows(
     force: bool,
 ) -> int:
     """Make each lead's rows exactly its snapshot's, touching only the rows that changed."""
-    rows = [{**snap.lifecycle, "updated_at": now} for snap in fresh]
+    emptied = [snap.lead_id for snap in fresh if not snap.lifecycle["event_count"]]
+    _delete_leads(conn, emptied)
+    rows = [{**snap.lifecycle, "updated_at": now} for snap in fresh if snap.lead_id not in emptied]
     if force:
         _write_lifecycles(conn, rows, old, None)
     else:
@@ -262,6 +289,18 @@ def _replace_lead_rows(
     contacts = [{**snap.contact, "updated_at": now} for snap in fresh if snap.contact]
     insert_rows(conn, CONTACTS, contacts, upsert_key=("lead_id",))
     return len(rows) + len(gone) + len(added) + sla_written + len(contacts)
+
+
+def _delete_leads(conn: Connection, ids: Sequence[str]) -> None:
+    """Leads left with no event (every one lost to another lead) have no lifecycle row, and
+    no personal data: the writer may not delete lead_contacts rows, so it empties them."""
+    for chunk in _chunks(ids):
+        conn.execute(delete(LIFECYCLE).where(LIFECYCLE.c.lead_id.in_(chunk)))
+        conn.execute(
+            update(CONTACTS)
+            .where(CONTACTS.c.lead_id.in_(chunk))
+            .values(email=None, company=None, country=None)
+        )
 
 
 # The columns of lead_lifecycle's secondary index (the primary key is never updated).
@@ -319,12 +358,13 @@ def _replace_sla(conn: Connection, fresh: Sequence[LeadSnapshot]) -> int:
 
 def _write_events(
     conn: Connection, snapshots: Sequence[LeadSnapshot], now: datetime
-) -> list[DeadLetter]:
+) -> tuple[list[DeadLetter], list[Loss]]:
     """Insert every snapshot's new events (of any version: a stale snapshot's events are still
     accepted events); an ``event_id`` stored already keeps its row unless the snapshot
     restates it (the winning copy of a conflicting duplicate replaces the losing one). An
     ``event_id`` of several leads goes to the copy whose canonical JSON sorts first; returns
-    the dead letters of the other leads' copies."""
+    the dead letters of the other leads' copies and those leads' losses, recorded in
+    lead_retractions."""
     added: list[dict[str, Any]] = []
     restated: dict[str, dict[str, Any]] = {}
     for snap in snapshots:
@@ -335,7 +375,7 @@ def _write_events(
             else:
                 added.append({**row, "received_at": now})
     if not added and not restated:
-        return []
+        return [], []
     _lock_writers(conn)  # which lead holds a shared event_id is read and written under it
     contacts = {snap.lead_id: snap.contact for snap in snapshots if snap.contact}
     upserts = {id(row) for row in restated.values()}
@@ -344,7 +384,12 @@ def _write_events(
     insert_rows(conn, EVENTS, [r for r in keep if id(r) not in upserts], ignore_key=("event_id",))
     insert_rows(conn, EVENTS, [r for r in keep if id(r) in upserts], upsert_key=("event_id",))
     insert_rows(conn, EVENTS, settled.moved, upsert_key=("event_id",))
-    return settled.letters
+    retractions = [
+        {"lead_id": lead_id, "event_id": event_id, "copy_sha256": copy, "recorded_at": now}
+        for lead_id, event_id, copy in settled.lost
+    ]
+    insert_rows(conn, RETRACTIONS, retractions, ignore_key=("lead_id", "event_id", "copy_sha256"))
+    return settled.letters, settled.lost
 
 
 def _lock_writers(conn: Connection) -> None:

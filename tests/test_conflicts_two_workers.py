@@ -25,15 +25,18 @@ pytestmark = [pytest.mark.slow, pytest.mark.broker, pytest.mark.postgres]
 CONFLICTS = 40
 
 
-def conflicting_copy(message: SimMessage, rng: random.Random) -> SimMessage:
-    """Another copy of the message's event: other source_system, sometimes another time."""
+def conflicting_copy(message: SimMessage, rng: random.Random, leads: list[str]) -> SimMessage:
+    """Another copy of the message's event: other source_system, sometimes another time, and
+    one time in three another lead (one of ``leads``), which then loses or wins the event."""
     value = json.loads(message.value)
     value["source_system"] = rng.choice(["aa-copy", "zz-copy"])
     if rng.random() < 0.5:
         moment = datetime.fromisoformat(value["occurred_at"]) + timedelta(seconds=1)
         value["occurred_at"] = moment.isoformat()
+    if rng.random() < 1 / 3:
+        value["lead_id"] = rng.choice([lead for lead in leads if lead != value["lead_id"]])
     return SimMessage(
-        message.topic_kind, rng.randbytes(8), json.dumps(value).encode(), message.lead_id, True
+        message.topic_kind, rng.randbytes(8), json.dumps(value).encode(), value["lead_id"], True
     )
 
 
@@ -43,10 +46,30 @@ def with_conflicts(messages: list[SimMessage], seed: int) -> list[SimMessage]:
     rng = random.Random(seed)
     sent = Counter(json.loads(m.value)["event_id"] for m in messages if m.valid)
     once = [m for m in messages if m.valid and sent[json.loads(m.value)["event_id"]] == 1]
+    leads = sorted({m.lead_id for m in messages if m.lead_id})
     out = list(messages)
     for original in rng.sample(once, CONFLICTS):
-        out.insert(rng.randrange(len(out) + 1), conflicting_copy(original, rng))
+        out.insert(rng.randrange(len(out) + 1), conflicting_copy(original, rng, leads))
     return out
+
+
+def other_leads(messages: list[SimMessage]) -> int:
+    """How many events were sent for more than one lead."""
+    leads: dict[str, set[str]] = {}
+    for message in messages:
+        if message.valid:
+            value = json.loads(message.value)
+            leads.setdefault(value["event_id"], set()).add(value["lead_id"])
+    return sum(len(sent) > 1 for sent in leads.values())
+
+
+def recorded_losses(url: str) -> int:
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            return int(conn.execute(text("SELECT count(*) FROM lead_retractions")).scalar_one())
+    finally:
+        engine.dispose()
 
 
 def letters_by_reason(url: str) -> Counter[str]:
@@ -70,6 +93,9 @@ def test_two_workers_keep_the_winning_copies_whatever_the_order(
     publish_positions(bootstrap(broker), raw(messages))
     expected = expected_of(kinds(messages), now)
     assert expected.invalid - expected_of(kinds(plain), now).invalid == CONFLICTS
-    wait_store(pg_schema_url, expected, timeout=150, workers=workers)
+    shared = other_leads(messages)
+    assert shared > 5, "copies of some events went to another lead"
+    wait_store(pg_schema_url, expected, timeout=150, workers=workers, retracted=shared)
+    assert recorded_losses(pg_schema_url) == shared, "one loss per event sent for two leads"
     assert_store_equals(pg_schema_url, expected)
     assert letters_by_reason(pg_schema_url)["conflicting_duplicate"] == CONFLICTS

@@ -16,7 +16,7 @@ from sqlalchemy import Engine
 
 from leadflow.agents.batch import fold_batch
 from leadflow.agents.codec import event_row
-from leadflow.agents.facts import Fact, canonical
+from leadflow.agents.facts import Fact, canonical, copy_digest
 from leadflow.agents.fold import fold
 from leadflow.agents.partitioning import partition_of
 from leadflow.agents.processor import Incoming
@@ -81,7 +81,8 @@ def test_the_copy_that_sorts_first_keeps_the_event_in_either_order(
     rebuild_when_free(migrated_url, CONFIG, NOW)
     rows = {row["lead_id"]: row for row in table_rows(engine, "lead_lifecycle")}
     winner = fold("A", lead_facts("A"), CONFIG, NOW).lifecycle
-    loser = fold("B", lead_facts("B")[:1], CONFIG, NOW).lifecycle
+    lost = {"shared": {copy_digest("B", lead_facts("B")[1])}}
+    loser = fold("B", lead_facts("B")[:1], CONFIG, NOW, lost).lifecycle
     for lead_id, want in (("A", winner), ("B", loser)):
         got = {k: v for k, v in rows[lead_id].items() if k != "updated_at"}
         assert got == want, f"lead {lead_id} after the rebuild"
@@ -119,9 +120,6 @@ def test_the_worker_dead_letters_the_other_leads_copy(
     assert letter["offset"] == offsets[order[1]]
 
 
-@pytest.mark.xfail(
-    strict=True, reason="the losing lead's live rows keep the event until leadflow rebuild"
-)
 def test_the_losing_leads_live_rows_do_not_count_the_event(engine: Engine) -> None:
     lead = worker(engine, {})
     feed(lead, [touch_of("B", 1), touch_of("A", 2)])

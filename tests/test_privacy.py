@@ -28,8 +28,13 @@ SHARED = (
     "revenue_daily",
     "shared_goals",
     "lead_events",
+    "lead_retractions",
 )
 PERSONAL = ("lead_contacts", "dead_letters")
+RETRACTION = (
+    "INSERT INTO lead_retractions (lead_id, event_id, copy_sha256, recorded_at) "
+    "VALUES ('L-9', 'e-9', 'h', :t)"
+)
 PII = ("ana@example.com", "Acme")  # scenario 01's lead.created
 DEAD_LETTER = (
     'INSERT INTO dead_letters (topic, partition, "offset", payload_hash, reason, error, payload, '
@@ -140,5 +145,9 @@ def test_the_writer_writes_what_the_worker_needs_and_no_more(role_store: str) ->
         assert can(engine, "UPDATE lead_contacts SET updated_at = :t", {"t": NOW})
         assert can(engine, "SELECT * FROM lead_events")
         assert not can(engine, "DELETE FROM lead_events")
+        assert can(engine, RETRACTION, {"t": NOW})
+        assert not can(engine, "UPDATE lead_retractions SET recorded_at = :t", {"t": NOW})
+        assert not can(engine, "DELETE FROM lead_retractions")
+        assert can(engine, "DELETE FROM lead_lifecycle WHERE lead_id = 'nobody'")
     finally:
         engine.dispose()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import weakref
 from collections.abc import Awaitable, Sequence
 from datetime import datetime
 from typing import Any
@@ -77,26 +78,66 @@ def run(body: Any) -> Any:
     return asyncio.run(asyncio.wait_for(body(), timeout=20))
 
 
+class Rekeyed:
+    """The re-keying topic of one worker: what it sends there, to be read back by it."""
+
+    def __init__(self) -> None:
+        self.pending: list[Incoming] = []
+        self.sent = 0
+        self.records: list[tuple[str, bytes]] = []  # (topic, value) of every record sent
+
+    async def send(self, topic: str, key: bytes | None, value: bytes) -> Awaitable[Any]:
+        self.records.append((topic, value))
+        if topic == NAMES.rekeyed and key is not None:
+            partition = partition_of(key.decode(), PARTITIONS)
+            self.pending.append(Incoming(topic, partition, self.sent, value))
+            self.sent += 1
+        return await _sent(topic, key, value)
+
+    def take(self) -> list[Incoming]:
+        taken, self.pending = self.pending, []
+        return taken
+
+
+# Each worker's re-keying topic: ``feed`` reads it back, as the worker's rekeyed agent would.
+REKEYED: weakref.WeakKeyDictionary[LeadProcessor, Rekeyed] = weakref.WeakKeyDictionary()
+
+
 def worker(engine: Engine, table: dict[str, bytes], *, history: bool = True) -> LeadProcessor:
-    return LeadProcessor(
+    rekeyed = Rekeyed()
+    lead = LeadProcessor(
         names=NAMES,
         partitions=PARTITIONS,
         partition_counts={NAMES.marketing: PARTITIONS, NAMES.sales: PARTITIONS},
         config=CONFIG,
         table=table,
         sink=SqlSink(engine),
-        send=_sent,
+        send=rekeyed.send,
         metrics=Metrics.create(),
         history=StoreHistory(engine) if history else None,
     )
+    REKEYED[lead] = rekeyed
+    return lead
 
 
-def feed(lead: LeadProcessor, batch: list[Incoming]) -> None:
+def feed(lead: LeadProcessor, batch: list[Incoming], *, rekeyed: bool = True) -> None:
+    """Each five messages of ``batch`` in turn, then (``rekeyed``) whatever the worker sent to
+    its re-keying topic (a retraction, a forwarded event), until it sends nothing more."""
+
     async def body() -> None:
         for start in range(0, len(batch), 5):
             await (await lead.handle_input(batch[start : start + 5]))
+        if rekeyed:
+            await drain(lead)
 
     run(body)
+
+
+async def drain(lead: LeadProcessor) -> None:
+    """Read back what a :func:`worker` sent to its re-keying topic, until it sends nothing."""
+    rekeyed = REKEYED.get(lead)
+    while rekeyed is not None and rekeyed.pending:
+        await (await lead.handle_rekeyed(rekeyed.take()))
 
 
 CONFIG = FoldConfig(24 * 3600.0, frozenset({"not_now", "nurture", "no_budget", "timing"}))
