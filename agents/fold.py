@@ -568,7 +568,9 @@ def header_of(snapshot: LeadSnapshot) -> Header:
         if row["status"] == "pending":
             deadline = to_micros(row["deadline"])
     statuses = "".join(_status_letter(row) for row in snapshot.sla)
-    return Header(snapshot.lifecycle["stage"], snapshot.lifecycle["is_orphan"], deadline, statuses)
+    # A lead left with no event (its only copies lost to other leads) is no orphan: no lead.
+    orphan = snapshot.lifecycle["is_orphan"] and snapshot.lifecycle["event_count"] > 0
+    return Header(snapshot.lifecycle["stage"], orphan, deadline, statuses)
 
 
 def fold(

@@ -205,6 +205,7 @@ def test_a_lead_left_with_no_event_has_no_rows_and_a_stale_snapshot_cannot_resto
     feed(lead, [touch("B", 1, "C-B")])
     (stale,) = fold_batch([("B", touch_fact("C-B"))], {}.get, LIVE, NOW).updates
     feed(lead, [touch("A", 2, "C-A")])
+    assert lead.owned.orphans == 1, "A has no lead.created; B has no event at all"
     lead.close()
     assert set(lifecycle(engine)) == {"A"}
     assert not [r for r in table_rows(engine, "lead_stage_transitions") if r["lead_id"] == "B"]
