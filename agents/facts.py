@@ -99,7 +99,7 @@ def to_micros(moment: datetime) -> int:
 
 def from_micros(micros: int) -> datetime:
     """The UTC datetime of a microsecond timestamp, exact."""
-    return EPOCH + timedelta(0, 0, micros)  # positional: twice as fast as by keyword
+    return EPOCH + timedelta(microseconds=micros)
 
 
 def to_decimal(amount: str | None) -> Decimal | None:
