@@ -63,6 +63,14 @@ def test_a_scrape_after_publish_equals_faust_monitor(publishes: int) -> None:
     assert batch.messages_received_total == 100 * publishes
 
 
+def test_the_one_second_sample_publishes_first() -> None:
+    batch = batch_monitor.BatchMonitor(metrics=FaustMetrics.create(CollectorRegistry(), "faust"))
+    _drive(batch, 3)
+    assert batch._sample(0, 0) == (0, 150)
+    assert batch.messages_s == 150
+    assert batch.messages_received_total == 150
+
+
 def test_the_monitor_refuses_another_faust(monkeypatch: pytest.MonkeyPatch) -> None:
     real = pins.metadata.version
     fake = {"faust-streaming": "99.0.0"}

@@ -6,8 +6,9 @@ Written for faust-streaming 0.15.3. Faust's
 gauge) and ``on_message_out`` (a gauge), several microseconds a message, more than leadflow's
 fold of it. ``BatchMonitor`` keeps those counts in plain dicts and moves them into the same
 metrics (``PrometheusMonitor._metrics``) and the same ``Monitor`` fields whenever a scrape
-reads the registry (``publish``): every scrape shows the values Faust's monitor would show.
-Every other sensor method is Faust's own.
+reads the registry and at each of the monitor's one-second samples (``publish``, called by
+``Monitor._sample``): every scrape shows the values Faust's monitor would show, and its
+messages per second are Faust's. Every other sensor method is Faust's own.
 """
 
 from __future__ import annotations
@@ -44,6 +45,11 @@ class BatchMonitor(PrometheusMonitor):
 
     def track_tp_end_offset(self, tp: Any, offset: int) -> None:
         self._ends[tp] = offset
+
+    def _sample(self, prev_event_total: int, prev_message_total: int) -> tuple[int, int]:
+        self.publish()
+        totals: tuple[int, int] = super()._sample(prev_event_total, prev_message_total)
+        return totals
 
     def publish(self) -> None:
         """Move the counts kept since the last call into the metrics and Monitor fields."""
