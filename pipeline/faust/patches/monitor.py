@@ -3,12 +3,13 @@
 Written for faust-streaming 0.15.3. Faust's ``PrometheusMonitor`` updates its Prometheus
 metrics for every message read: ``on_message_in`` (two counters, a labelled counter and a
 labelled gauge), ``track_tp_end_offset`` (a labelled gauge) and ``on_message_out`` (a gauge),
-several microseconds a message, more than leadflow's fold of it. ``BatchMonitor`` keeps those counts in plain dicts and moves them into the same
-metrics (``PrometheusMonitor._metrics``) and the same ``Monitor`` fields whenever a scrape
-reads the registry and at each of the monitor's one-second samples (``publish``, called by
-``Monitor._sample``): every scrape shows the values Faust's monitor would show, and its
-messages per second are Faust's. A message's ``time_in``, ``time_out`` and ``time_total``, which
-no metric reads, stay unset. Every other sensor method is Faust's own.
+several microseconds a message, more than leadflow's fold of it. ``BatchMonitor`` keeps those
+counts in plain dicts and moves them into the same metrics (``PrometheusMonitor._metrics``) and
+the same ``Monitor`` fields whenever a scrape reads the registry and at each of the monitor's
+one-second samples (``publish``, called by ``Monitor._sample``): every scrape shows the values
+Faust's monitor would show, and its messages per second are Faust's. A message's ``time_in``,
+``time_out`` and ``time_total``, which no metric reads, stay unset. Every other sensor method
+is Faust's own.
 """
 
 from __future__ import annotations
