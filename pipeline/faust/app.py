@@ -13,7 +13,6 @@ from signal import SIGTERM
 from typing import Any
 
 import faust
-from faust.sensors.prometheus import setup_prometheus_sensors
 from prometheus_client import generate_latest
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
@@ -26,6 +25,8 @@ from leadflow.agents.processor import LeadProcessor
 from leadflow.agents.stream import Handler, run_batches
 from leadflow.pipeline.faust import patches, record_batches
 from leadflow.pipeline.faust.lanes import Lanes
+from leadflow.pipeline.faust.patches import monitor as batch_monitor
+from leadflow.pipeline.faust.patches.monitor import METRICS_CONTENT_TYPE
 from leadflow.pipeline.kafka.topics import true_end_offsets
 from leadflow.pipeline.settings import Settings
 from leadflow.pipeline.sla_store import check_sla_policies
@@ -34,8 +35,6 @@ from leadflow.sinks.goals import GoalProgress, goal_progress
 from leadflow.sinks.store import Sink
 
 log = logging.getLogger("leadflow")
-# aiohttp refuses a charset inside content_type; the exposition format is UTF-8 anyway.
-METRICS_CONTENT_TYPE = "text/plain; version=0.0.4"
 # /health answers 503 once a batch has waited this long for the store (a store that stopped
 # answering; the statement timeout of sinks/engine.py makes each attempt give up sooner).
 STORE_STALLED_SECONDS = 30.0
@@ -118,7 +117,7 @@ def create_app(
     app.leadflow = WorkerState()
     app.end_probe = functools.partial(true_end_offsets, settings)
     # Faust's own sensors, in the same registry: /metrics serves both.
-    setup_prometheus_sensors(
+    monitor = batch_monitor.setup(
         app, pattern="/metrics/faust", registry=metrics.registry, name_prefix="faust"
     )
     app.processor = _processor(app, settings, names, sink, partition_counts, metrics, store)
@@ -126,7 +125,7 @@ def create_app(
     _add_agents(app, settings, names)
     _add_rebalance_hooks(app, names)
     _add_sla_clock(app, settings)
-    _add_pages(app, metrics)
+    _add_pages(app, metrics, monitor)
     if store is not None:
         if settings.worker_dashboard:
             from leadflow.pipeline.dashboard.server import register_pages
@@ -286,7 +285,7 @@ def _add_sla_clock(app: LeadflowApp, settings: Settings) -> None:
             await app.processor.expire_due()
 
 
-def _add_pages(app: LeadflowApp, metrics: Metrics) -> None:
+def _add_pages(app: LeadflowApp, metrics: Metrics, monitor: batch_monitor.BatchMonitor) -> None:
     state, processor = app.leadflow, app.processor
 
     @app.page("/health")
@@ -312,6 +311,7 @@ def _add_pages(app: LeadflowApp, metrics: Metrics) -> None:
 
     @app.page("/metrics")
     async def metrics_page(web: Any, request: Any) -> Any:
+        monitor.publish()
         return web.bytes(generate_latest(metrics.registry), content_type=METRICS_CONTENT_TYPE)
 
 

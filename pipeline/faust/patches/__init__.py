@@ -1,7 +1,8 @@
 """Replacements of faust-streaming and aiokafka internals, one module per patch.
 
 Each module names the upstream versions it was written for and refuses to install on any
-other (``pins.require``); ``install`` installs them all, once per process.
+other (``pins.require``); ``install`` installs them all, once per process, but for
+``monitor``, a replacement of Faust's Prometheus monitor that ``monitor.setup`` gives each app.
 """
 
 from __future__ import annotations
