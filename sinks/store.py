@@ -27,6 +27,7 @@ from leadflow.sinks.aggregates import (
 from leadflow.sinks.conflicts import settle_other_leads
 from leadflow.sinks.engine import WRITE_OPTION
 from leadflow.sinks.errors import translate
+from leadflow.sinks.keys import among, key_chunks
 from leadflow.sinks.models import (
     ATTRIBUTION,
     CONTACTS,
@@ -40,7 +41,6 @@ from leadflow.sinks.rows import delete_rows, insert_rows
 
 # Any constant shared by every leadflow writer of one database; "leadflow" in ASCII.
 AGGREGATE_LOCK_ID = 0x6C656164666C6F77
-ID_CHUNK = 500
 
 
 class Sink(Protocol):
@@ -88,11 +88,6 @@ class SqlSink:
 
     def close(self) -> None:
         self.engine.dispose()
-
-
-def _chunks(items: Sequence[str]) -> Iterable[Sequence[str]]:
-    for start in range(0, len(items), ID_CHUNK):
-        yield items[start : start + ID_CHUNK]
 
 
 def _latest(snapshots: Iterable[LeadSnapshot]) -> dict[str, LeadSnapshot]:
@@ -170,8 +165,9 @@ def read_old_lifecycles(conn: Connection, ids: Sequence[str]) -> dict[str, dict[
         c.amount,
     )
     old: dict[str, dict[str, Any]] = {}
-    for chunk in _chunks(ids):
-        for row in conn.execute(select(*columns).where(c.lead_id.in_(chunk))).mappings():
+    for chunk in key_chunks(conn, ids):
+        query = select(*columns).where(among(conn, c.lead_id, chunk))
+        for row in conn.execute(query).mappings():
             old[row["lead_id"]] = dict(row)
     return old
 
@@ -189,9 +185,9 @@ def _old_contributions(
     revenue: dict[RevenueKey, tuple[int, Decimal]] = {}
     stored: dict[str, set[Transition]] = {lead_id: set() for lead_id in existing}
     c = TRANSITIONS.c
-    for chunk in _chunks(existing):
+    for chunk in key_chunks(conn, existing):
         query = select(c.lead_id, c.cycle_no, c.stage, c.entered_at, c.inferred).where(
-            c.lead_id.in_(chunk)
+            among(conn, c.lead_id, chunk)
         )
         for lead_id, cycle_no, stage, entered_at, inferred in conn.execute(query):
             stored[lead_id].add((cycle_no, stage, entered_at, bool(inferred)))
@@ -256,8 +252,8 @@ def _replace_lead_rows(
     won_before = [lead for lead, row in old.items() if row["stage"] == "won"]
     credits = [row for snap in fresh for row in snap.attribution]
     attributed = sorted({*won_before, *(row["lead_id"] for row in credits)})
-    for chunk in _chunks(attributed):
-        conn.execute(delete(ATTRIBUTION).where(ATTRIBUTION.c.lead_id.in_(chunk)))
+    for chunk in key_chunks(conn, attributed):
+        conn.execute(delete(ATTRIBUTION).where(among(conn, ATTRIBUTION.c.lead_id, chunk)))
     insert_rows(conn, ATTRIBUTION, credits)
     contacts = [{**snap.contact, "updated_at": now} for snap in fresh if snap.contact]
     insert_rows(conn, CONTACTS, contacts, upsert_key=("lead_id",))
@@ -299,9 +295,9 @@ def _write_lifecycles(
 def _replace_sla(conn: Connection, fresh: Sequence[LeadSnapshot]) -> int:
     c = SLA.c
     stored: dict[tuple[str, int], tuple[Any, ...]] = {}
-    for chunk in _chunks([snap.lead_id for snap in fresh]):
+    for chunk in key_chunks(conn, [snap.lead_id for snap in fresh]):
         query = select(c.lead_id, c.cycle_no, *(c[name] for name in _SLA_COLUMNS))
-        for found in conn.execute(query.where(c.lead_id.in_(chunk))):
+        for found in conn.execute(query.where(among(conn, c.lead_id, chunk))):
             stored[found[0], found[1]] = tuple(found[2:])
     changed = []
     keep = set()
