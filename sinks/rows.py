@@ -8,7 +8,7 @@ one ``executemany``, stored exactly as the models' types store them.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from operator import itemgetter
 from typing import Any
@@ -29,6 +29,8 @@ def _sqlite_value(value: Any) -> Any:
     if kind is datetime:
         # As UTCDateTime stores it on SQLite: naive UTC text with microseconds.
         return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+    if kind is date:
+        return value.isoformat()  # as SQLAlchemy's Date stores it on SQLite
     if kind is Decimal:
         raise TypeError("a Decimal in a column that is not ExactNumeric")
     if kind is bool:
@@ -70,9 +72,11 @@ def insert_rows(
     unchanged: Sequence[str] = (),
     ignore_key: Sequence[str] = (),
     or_equal: bool = False,
+    adding: bool = False,
 ) -> None:
     """INSERT rows (dicts with every column of ``table``); with ``upsert_key``, replace on
-    conflict, and with ``only_if_newer`` only when that column grows.
+    conflict (``adding``: add each other column's value to the stored one), and with
+    ``only_if_newer`` only when that column grows.
 
     ``unchanged`` names columns the caller knows equal the stored row's: left out of the update,
     the indexes on them are not rewritten (SQLite rewrites an index whenever an UPDATE assigns
@@ -84,7 +88,7 @@ def insert_rows(
         return
     columns = [column.name for column in table.columns]
     conflict = _conflict_clause(
-        table.name, columns, upsert_key, only_if_newer, unchanged, ignore_key, or_equal
+        table.name, columns, upsert_key, only_if_newer, unchanged, ignore_key, or_equal, adding
     )
     if conn.dialect.name == "postgresql" and len(rows) >= COPY_MIN_ROWS:
         row_values = itemgetter(*columns)  # tables have two columns or more: a tuple
@@ -104,11 +108,15 @@ def _conflict_clause(
     unchanged: Sequence[str],
     ignore_key: Sequence[str],
     or_equal: bool,
+    adding: bool,
 ) -> str:
     """The ``ON CONFLICT`` clause of :func:`insert_rows` ("" for a plain insert)."""
     if upsert_key:
         kept = {*upsert_key, *unchanged}
-        updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in kept)
+        stored = f"{table}.{{0}} + " if adding else ""
+        updates = ", ".join(
+            f"{c} = {stored.format(c)}excluded.{c}" for c in columns if c not in kept
+        )
         clause = f"ON CONFLICT ({', '.join(upsert_key)}) DO UPDATE SET {updates}"
         if only_if_newer:
             compare = "<=" if or_equal else "<"
@@ -120,13 +128,18 @@ def _conflict_clause(
 
 
 def delete_rows(
-    conn: Connection, table: Table, key: Sequence[str], keys: Sequence[tuple[Any, ...]]
+    conn: Connection,
+    table: Table,
+    key: Sequence[str],
+    keys: Sequence[tuple[Any, ...]],
+    also: str = "",
 ) -> None:
-    """DELETE the rows whose ``key`` columns equal each tuple of ``keys``."""
+    """DELETE the rows whose ``key`` columns equal each tuple of ``keys`` (and that meet the
+    SQL condition ``also``, if given)."""
     if not keys:
         return
     mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-    where = " AND ".join(f"{c} = {mark}" for c in key)
+    where = " AND ".join([*(f"{c} = {mark}" for c in key), *filter(None, [also])])
     convert = converters(conn, [table.c[c] for c in key])
     conn.exec_driver_sql(
         f"DELETE FROM {table.name} WHERE {where}",
