@@ -10,7 +10,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, Engine, delete, select, text
+from sqlalchemy import Connection, Engine, delete, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from leadflow.schemas.classify import DeadLetter
@@ -37,6 +37,7 @@ from leadflow.sinks.models import (
     SLA,
     TRANSITIONS,
 )
+from leadflow.sinks.reads import rows_where
 from leadflow.sinks.rows import delete_rows, insert_rows
 
 # Any constant shared by every leadflow writer of one database; "leadflow" in ASCII.
@@ -151,25 +152,25 @@ def _replaces(snap: LeadSnapshot, stored: dict[str, Any] | None) -> bool:
     )
 
 
+_OLD_COLUMNS = (
+    "lead_id",
+    "version",
+    "stage",
+    "sla_status",
+    "source",
+    "campaign_id",
+    "won_at",
+    "currency",
+    "amount",
+)
+
+
 def read_old_lifecycles(conn: Connection, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
-    c = LIFECYCLE.c
-    columns = (
-        c.lead_id,
-        c.version,
-        c.stage,
-        c.sla_status,
-        c.source,
-        c.campaign_id,
-        c.won_at,
-        c.currency,
-        c.amount,
-    )
-    old: dict[str, dict[str, Any]] = {}
-    for chunk in key_chunks(conn, ids):
-        query = select(*columns).where(among(conn, c.lead_id, chunk))
-        for row in conn.execute(query).mappings():
-            old[row["lead_id"]] = dict(row)
-    return old
+    """The stored lifecycle columns a replacement compares and moves the aggregates by."""
+    return {
+        row[0]: dict(zip(_OLD_COLUMNS, row, strict=True))
+        for row in rows_where(conn, LIFECYCLE, _OLD_COLUMNS, "lead_id", ids)
+    }
 
 
 Transition = tuple[int, str, datetime, bool]  # cycle_no, stage, entered_at, inferred
@@ -184,13 +185,10 @@ def _old_contributions(
     funnel: Counter[FunnelKey] = Counter()
     revenue: dict[RevenueKey, tuple[int, Decimal]] = {}
     stored: dict[str, set[Transition]] = {lead_id: set() for lead_id in existing}
-    c = TRANSITIONS.c
-    for chunk in key_chunks(conn, existing):
-        query = select(c.lead_id, c.cycle_no, c.stage, c.entered_at, c.inferred).where(
-            among(conn, c.lead_id, chunk)
-        )
-        for lead_id, cycle_no, stage, entered_at, inferred in conn.execute(query):
-            stored[lead_id].add((cycle_no, stage, entered_at, bool(inferred)))
+    columns = ("lead_id", "cycle_no", "stage", "entered_at", "inferred")
+    for lead_id, *transition in rows_where(conn, TRANSITIONS, columns, "lead_id", existing):
+        cycle_no, stage, entered_at, inferred = transition
+        stored[lead_id].add((cycle_no, stage, entered_at, bool(inferred)))
     for lead_id in existing:
         row = old[lead_id]
         entries = ((entered_at, stage) for _, stage, entered_at, _ in stored[lead_id])
@@ -293,12 +291,9 @@ def _write_lifecycles(
 
 
 def _replace_sla(conn: Connection, fresh: Sequence[LeadSnapshot]) -> int:
-    c = SLA.c
-    stored: dict[tuple[str, int], tuple[Any, ...]] = {}
-    for chunk in key_chunks(conn, [snap.lead_id for snap in fresh]):
-        query = select(c.lead_id, c.cycle_no, *(c[name] for name in _SLA_COLUMNS))
-        for found in conn.execute(query.where(among(conn, c.lead_id, chunk))):
-            stored[found[0], found[1]] = tuple(found[2:])
+    columns = ("lead_id", "cycle_no", *_SLA_COLUMNS)
+    ids = [snap.lead_id for snap in fresh]
+    stored = {(r[0], r[1]): r[2:] for r in rows_where(conn, SLA, columns, "lead_id", ids)}
     changed = []
     keep = set()
     for snap in fresh:
