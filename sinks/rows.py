@@ -2,7 +2,8 @@
 
 SQLAlchemy's type processing costs more than the database itself on batches of thousands of
 rows (and holds the GIL the event loop needs); these statements pass driver-ready values to
-one ``executemany``, stored exactly as the models' types store them.
+one ``executemany`` (on PostgreSQL, from ``COPY_MIN_ROWS`` rows, to COPY: ``sinks/bulk.py``),
+stored exactly as the models' types store them.
 """
 
 from __future__ import annotations
