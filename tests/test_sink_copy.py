@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 from uuid import uuid4
@@ -15,6 +16,7 @@ from leadflow.agents.batch import fold_batch
 from leadflow.agents.facts import Fact
 from leadflow.pipeline.publish.simulate import simulate, valid_events
 from leadflow.schemas.classify import DeadLetter, classify
+from leadflow.schemas.errors import PermanentStoreError
 from leadflow.schemas.events import BaseEvent
 from leadflow.schemas.records import LeadSnapshot
 from leadflow.sinks import SqlSink, make_engine, rows, upgrade
@@ -125,3 +127,26 @@ def _pairs() -> Iterator[tuple[str, Fact]]:
     lead, facts = next(iter(_facts(3).items()))
     for fact in facts:
         yield lead, fact
+
+
+@pytest.mark.postgres
+def test_a_failed_copy_is_a_store_error_and_writes_nothing(
+    pg_schema_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A row the table refuses fails the batch as the row-by-row statement does: permanently,
+    in one transaction (nothing of the batch is kept), and the next batch writes."""
+    upgrade(pg_schema_url)
+    monkeypatch.setattr(rows, "COPY_MIN_ROWS", 1)
+    snaps, _ = _batches(30)[0]
+    broken = replace(snaps[0], lifecycle={**snaps[0].lifecycle, "cycle_no": None})  # NOT NULL
+    engine = make_engine(pg_schema_url)
+    try:
+        sink = SqlSink(engine)
+        with pytest.raises(PermanentStoreError, match="cycle_no"):
+            sink.write_batch([*snaps[1:], broken], [], DEMO_NOW)
+        assert table_rows(engine, "lead_events") == []
+        assert table_rows(engine, "lead_lifecycle") == []
+        assert sink.write_batch(snaps, [], DEMO_NOW) > 0
+        assert len(table_rows(engine, "lead_lifecycle")) == len(snaps)
+    finally:
+        engine.dispose()
