@@ -186,8 +186,8 @@ def _old_contributions(
     revenue: dict[RevenueKey, tuple[int, Decimal]] = {}
     stored: dict[str, set[Transition]] = {lead_id: set() for lead_id in existing}
     columns = ("lead_id", "cycle_no", "stage", "entered_at", "inferred")
-    for lead_id, *transition in rows_where(conn, TRANSITIONS, columns, "lead_id", existing):
-        cycle_no, stage, entered_at, inferred = transition
+    found = rows_where(conn, TRANSITIONS, columns, "lead_id", existing)
+    for lead_id, cycle_no, stage, entered_at, inferred in found:
         stored[lead_id].add((cycle_no, stage, entered_at, bool(inferred)))
     for lead_id in existing:
         row = old[lead_id]
