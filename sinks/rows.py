@@ -14,12 +14,15 @@ from decimal import Decimal
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import Column, Connection, Table
+from sqlalchemy import Boolean, Column, Connection, Float, Integer, String, Table
 
 from leadflow.sinks.bulk import copy_rows
 from leadflow.sinks.types import ExactNumeric, to_units
 
 Convert = Callable[[Any], Any]
+# Column types whose values (str, int, float or None; a bool as 1 or 0) SQLite's driver binds
+# as the models' types store them.
+_BOUND_AS_STORED = (String, Integer, Float, Boolean)
 # PostgreSQL: from this many rows a statement's rows go in by COPY (fewer: the round trips
 # of COPY and its staging cost more than the rows' own statements).
 COPY_MIN_ROWS = 16
@@ -47,15 +50,39 @@ def _units(scale: int) -> Convert:
     return lambda value: to_units(value, scale)
 
 
+def _sqlite_convert(column: Column[Any]) -> Convert:
+    if isinstance(column.type, ExactNumeric):
+        return _units(column.type.scale)
+    if isinstance(column.type, _BOUND_AS_STORED):
+        return _same
+    return _sqlite_value
+
+
 def converters(conn: Connection, columns: Sequence[Column[Any]]) -> list[Convert]:
     """One driver-value function per column: on SQLite, ExactNumeric columns take integer
-    units of 10**-scale (as ExactNumeric binds them), the others UTC text and integers."""
+    units of 10**-scale (as ExactNumeric binds them), times UTC text."""
     if conn.dialect.name != "sqlite":
         return [_same] * len(columns)
-    return [
-        _units(column.type.scale) if isinstance(column.type, ExactNumeric) else _sqlite_value
-        for column in columns
-    ]
+    return [_sqlite_convert(column) for column in columns]
+
+
+def row_values(
+    columns: Sequence[str], convert: Sequence[Convert]
+) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
+    """What makes a row's driver values, ``columns`` in order (two columns or more), each
+    through its ``convert``; the columns whose values are bound as they are skip the call."""
+    get = itemgetter(*columns)
+    changing = [(i, f) for i, f in enumerate(convert) if f is not _same]
+    if not changing:
+        return get
+
+    def values(row: dict[str, Any]) -> tuple[Any, ...]:
+        found = list(get(row))
+        for i, f in changing:
+            found[i] = f(found[i])
+        return tuple(found)
+
+    return values
 
 
 def _marks(conn: Connection, count: int) -> str:
@@ -91,13 +118,12 @@ def insert_rows(
     conflict = _conflict_clause(
         table.name, columns, upsert_key, only_if_newer, unchanged, ignore_key, or_equal, adding
     )
+    values_of = row_values(columns, converters(conn, list(table.columns)))
+    values = [values_of(row) for row in rows]
     if conn.dialect.name == "postgresql" and len(rows) >= COPY_MIN_ROWS:
-        row_values = itemgetter(*columns)  # tables have two columns or more: a tuple
-        copy_rows(conn, table.name, columns, [row_values(row) for row in rows], conflict)
+        copy_rows(conn, table.name, columns, values, conflict)
         return
     sql = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({_marks(conn, len(columns))})"
-    pairs = list(zip(columns, converters(conn, list(table.columns)), strict=True))
-    values = [tuple(convert(row[c]) for c, convert in pairs) for row in rows]
     conn.exec_driver_sql(f"{sql} {conflict}".rstrip(), values)
 
 
