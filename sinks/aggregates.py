@@ -8,17 +8,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import (
-    Connection,
-    Date,
-    Table,
-    and_,
-    bindparam,
-    cast,
-    delete,
-    func,
-    literal_column,
-)
+from sqlalchemy import Connection, Date, Table, cast, func, literal_column
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -27,6 +17,7 @@ from leadflow.sinks.models import (
     FUNNEL,
     REVENUE,
 )
+from leadflow.sinks.rows import delete_rows, insert_rows
 
 # A literal, not a bound parameter: PostgreSQL must see GROUP BY expressions equal to the SELECT's.
 _UTC_SQL: ColumnElement[str] = literal_column("'UTC'")
@@ -107,11 +98,12 @@ def _apply(
         {**dict(zip(key_names, key, strict=True)), **values}
         for key, values in sorted(changes.items())
     ]
-    stmt = upsert(conn, table)
-    additive = {
-        name: table.c[name] + stmt.excluded[name] for name in rows[0] if name not in key_names
-    }
-    conn.execute(stmt.on_conflict_do_update(index_elements=list(key_names), set_=additive), rows)
-    match = and_(*(table.c[name] == bindparam(f"k_{name}") for name in key_names))
-    emptied = [{f"k_{name}": row[name] for name in key_names} for row in rows]
-    conn.execute(delete(table).where(match, table.c[count_column] == 0), emptied)
+    insert_rows(conn, table, rows, upsert_key=key_names, adding=True)
+    emptied = f"{count_column} = 0"
+    if conn.dialect.name == "postgresql":
+        # Only this batch's keys can have reached 0 (the writers' lock is held): the rows of
+        # its days hold them all, in one statement.
+        days = sorted({key[0] for key in changes})
+        conn.exec_driver_sql(f"DELETE FROM {table.name} WHERE {emptied} AND day = ANY(%s)", (days,))
+    else:
+        delete_rows(conn, table, key_names, sorted(changes), also=emptied)

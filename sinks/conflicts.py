@@ -18,10 +18,10 @@ from leadflow.schemas.classify import DeadLetter
 from leadflow.schemas.records import Loss
 from leadflow.schemas.vocabulary import CONFLICTING_DUPLICATE
 from leadflow.sinks.history import contacts_of
+from leadflow.sinks.keys import among, key_chunks
 from leadflow.sinks.models import EVENTS
 
 CENT = Decimal("0.01")
-CHUNK = 500
 _KEYS = ("event_id", "event_type", "lead_id", "occurred_at")
 _PERSONAL = ("email", "company", "country")
 _FIELDS = tuple(c.name for c in EVENTS.columns if c.name not in {*_KEYS, "received_at"})
@@ -132,10 +132,9 @@ def _leads_of(
 
 
 def _stored(conn: Connection, event_ids: set[str]) -> dict[str, dict[str, Any]]:
-    ids = sorted(event_ids)
     found: dict[str, dict[str, Any]] = {}
-    for start in range(0, len(ids), CHUNK):
-        query = select(EVENTS).where(EVENTS.c.event_id.in_(ids[start : start + CHUNK]))
+    for chunk in key_chunks(conn, sorted(event_ids)):
+        query = select(EVENTS).where(among(conn, EVENTS.c.event_id, chunk))
         for row in conn.execute(query).mappings():
             found[row["event_id"]] = dict(row)
     return found

@@ -2,21 +2,30 @@
 
 SQLAlchemy's type processing costs more than the database itself on batches of thousands of
 rows (and holds the GIL the event loop needs); these statements pass driver-ready values to
-one ``executemany``, stored exactly as the models' types store them.
+one ``executemany`` (on PostgreSQL, from ``COPY_MIN_ROWS`` rows, to COPY: ``sinks/bulk.py``),
+stored exactly as the models' types store them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
+from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import Column, Connection, Table
+from sqlalchemy import Boolean, Column, Connection, Float, Integer, String, Table
 
+from leadflow.sinks.bulk import copy_rows
 from leadflow.sinks.types import ExactNumeric, to_units
 
 Convert = Callable[[Any], Any]
+# Column types whose values (str, int, float or None; a bool as 1 or 0) SQLite's driver binds
+# as the models' types store them.
+_BOUND_AS_STORED = (String, Integer, Float, Boolean)
+# PostgreSQL: from this many rows a statement's rows go in by COPY (fewer: the round trips
+# of COPY and its staging cost more than the rows' own statements).
+COPY_MIN_ROWS = 16
 
 
 def _sqlite_value(value: Any) -> Any:
@@ -24,6 +33,8 @@ def _sqlite_value(value: Any) -> Any:
     if kind is datetime:
         # As UTCDateTime stores it on SQLite: naive UTC text with microseconds.
         return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+    if kind is date:
+        return value.isoformat()  # as SQLAlchemy's Date stores it on SQLite
     if kind is Decimal:
         raise TypeError("a Decimal in a column that is not ExactNumeric")
     if kind is bool:
@@ -39,15 +50,39 @@ def _units(scale: int) -> Convert:
     return lambda value: to_units(value, scale)
 
 
+def _sqlite_convert(column: Column[Any]) -> Convert:
+    if isinstance(column.type, ExactNumeric):
+        return _units(column.type.scale)
+    if isinstance(column.type, _BOUND_AS_STORED):
+        return _same
+    return _sqlite_value
+
+
 def converters(conn: Connection, columns: Sequence[Column[Any]]) -> list[Convert]:
     """One driver-value function per column: on SQLite, ExactNumeric columns take integer
-    units of 10**-scale (as ExactNumeric binds them), the others UTC text and integers."""
+    units of 10**-scale (as ExactNumeric binds them), times UTC text."""
     if conn.dialect.name != "sqlite":
         return [_same] * len(columns)
-    return [
-        _units(column.type.scale) if isinstance(column.type, ExactNumeric) else _sqlite_value
-        for column in columns
-    ]
+    return [_sqlite_convert(column) for column in columns]
+
+
+def row_values(
+    columns: Sequence[str], convert: Sequence[Convert]
+) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
+    """What makes a row's driver values, ``columns`` in order (two columns or more), each
+    through its ``convert``; the columns whose values are bound as they are skip the call."""
+    get = itemgetter(*columns)
+    changing = [(i, f) for i, f in enumerate(convert) if f is not _same]
+    if not changing:
+        return get
+
+    def values(row: dict[str, Any]) -> tuple[Any, ...]:
+        found = list(get(row))
+        for i, f in changing:
+            found[i] = f(found[i])
+        return tuple(found)
+
+    return values
 
 
 def _marks(conn: Connection, count: int) -> str:
@@ -65,9 +100,11 @@ def insert_rows(
     unchanged: Sequence[str] = (),
     ignore_key: Sequence[str] = (),
     or_equal: bool = False,
+    adding: bool = False,
 ) -> None:
     """INSERT rows (dicts with every column of ``table``); with ``upsert_key``, replace on
-    conflict, and with ``only_if_newer`` only when that column grows.
+    conflict (``adding``: add each other column's value to the stored one), and with
+    ``only_if_newer`` only when that column grows.
 
     ``unchanged`` names columns the caller knows equal the stored row's: left out of the update,
     the indexes on them are not rewritten (SQLite rewrites an index whenever an UPDATE assigns
@@ -78,29 +115,58 @@ def insert_rows(
     if not rows:
         return
     columns = [column.name for column in table.columns]
+    conflict = _conflict_clause(
+        table.name, columns, upsert_key, only_if_newer, unchanged, ignore_key, or_equal, adding
+    )
+    values_of = row_values(columns, converters(conn, list(table.columns)))
+    values = [values_of(row) for row in rows]
+    if conn.dialect.name == "postgresql" and len(rows) >= COPY_MIN_ROWS:
+        copy_rows(conn, table.name, columns, values, conflict)
+        return
     sql = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({_marks(conn, len(columns))})"
+    conn.exec_driver_sql(f"{sql} {conflict}".rstrip(), values)
+
+
+def _conflict_clause(
+    table: str,
+    columns: Sequence[str],
+    upsert_key: Sequence[str],
+    only_if_newer: str | None,
+    unchanged: Sequence[str],
+    ignore_key: Sequence[str],
+    or_equal: bool,
+    adding: bool,
+) -> str:
+    """The ``ON CONFLICT`` clause of :func:`insert_rows` ("" for a plain insert)."""
     if upsert_key:
         kept = {*upsert_key, *unchanged}
-        updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in kept)
-        sql += f" ON CONFLICT ({', '.join(upsert_key)}) DO UPDATE SET {updates}"
+        stored = f"{table}.{{0}} + " if adding else ""
+        updates = ", ".join(
+            f"{c} = {stored.format(c)}excluded.{c}" for c in columns if c not in kept
+        )
+        clause = f"ON CONFLICT ({', '.join(upsert_key)}) DO UPDATE SET {updates}"
         if only_if_newer:
             compare = "<=" if or_equal else "<"
-            sql += f" WHERE {table.name}.{only_if_newer} {compare} excluded.{only_if_newer}"
-    elif ignore_key:
-        sql += f" ON CONFLICT ({', '.join(ignore_key)}) DO NOTHING"
-    pairs = list(zip(columns, converters(conn, list(table.columns)), strict=True))
-    values = [tuple(convert(row[c]) for c, convert in pairs) for row in rows]
-    conn.exec_driver_sql(sql, values)
+            clause += f" WHERE {table}.{only_if_newer} {compare} excluded.{only_if_newer}"
+        return clause
+    if ignore_key:
+        return f"ON CONFLICT ({', '.join(ignore_key)}) DO NOTHING"
+    return ""
 
 
 def delete_rows(
-    conn: Connection, table: Table, key: Sequence[str], keys: Sequence[tuple[Any, ...]]
+    conn: Connection,
+    table: Table,
+    key: Sequence[str],
+    keys: Sequence[tuple[Any, ...]],
+    also: str = "",
 ) -> None:
-    """DELETE the rows whose ``key`` columns equal each tuple of ``keys``."""
+    """DELETE the rows whose ``key`` columns equal each tuple of ``keys`` (and that meet the
+    SQL condition ``also``, if given)."""
     if not keys:
         return
     mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-    where = " AND ".join(f"{c} = {mark}" for c in key)
+    where = " AND ".join([*(f"{c} = {mark}" for c in key), *filter(None, [also])])
     convert = converters(conn, [table.c[c] for c in key])
     conn.exec_driver_sql(
         f"DELETE FROM {table.name} WHERE {where}",

@@ -27,6 +27,7 @@ from leadflow.sinks.aggregates import (
 from leadflow.sinks.conflicts import settle_other_leads
 from leadflow.sinks.engine import WRITE_OPTION
 from leadflow.sinks.errors import translate
+from leadflow.sinks.keys import among, key_chunks
 from leadflow.sinks.models import (
     ATTRIBUTION,
     CONTACTS,
@@ -37,11 +38,11 @@ from leadflow.sinks.models import (
     SLA,
     TRANSITIONS,
 )
+from leadflow.sinks.reads import rows_where
 from leadflow.sinks.rows import delete_rows, insert_rows
 
 # Any constant shared by every leadflow writer of one database; "leadflow" in ASCII.
 AGGREGATE_LOCK_ID = 0x6C656164666C6F77
-ID_CHUNK = 500
 
 
 class Sink(Protocol):
@@ -95,11 +96,6 @@ class SqlSink:
         self.engine.dispose()
 
 
-def _chunks(items: Sequence[str]) -> Iterable[Sequence[str]]:
-    for start in range(0, len(items), ID_CHUNK):
-        yield items[start : start + ID_CHUNK]
-
-
 def _latest(snapshots: Iterable[LeadSnapshot]) -> dict[str, LeadSnapshot]:
     latest: dict[str, LeadSnapshot] = {}
     for snap in snapshots:
@@ -133,8 +129,9 @@ def tombstones(conn: Connection, ids: Sequence[str]) -> dict[str, int]:
     it cannot bring the rows back."""
     floors: dict[str, int] = {}
     c = RETRACTIONS.c
-    for chunk in _chunks(ids):
-        query = select(c.lead_id, func.count()).where(c.lead_id.in_(chunk)).group_by(c.lead_id)
+    for chunk in key_chunks(conn, ids):
+        query = select(c.lead_id, func.count()).where(among(conn, c.lead_id, chunk))
+        query = query.group_by(c.lead_id)
         for lead_id, count in conn.execute(query):
             floors[lead_id] = 4 * count
     return floors
@@ -181,24 +178,25 @@ def _replaces(snap: LeadSnapshot, stored: dict[str, Any] | None) -> bool:
     )
 
 
+_OLD_COLUMNS = (
+    "lead_id",
+    "version",
+    "stage",
+    "sla_status",
+    "source",
+    "campaign_id",
+    "won_at",
+    "currency",
+    "amount",
+)
+
+
 def read_old_lifecycles(conn: Connection, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
-    c = LIFECYCLE.c
-    columns = (
-        c.lead_id,
-        c.version,
-        c.stage,
-        c.sla_status,
-        c.source,
-        c.campaign_id,
-        c.won_at,
-        c.currency,
-        c.amount,
-    )
-    old: dict[str, dict[str, Any]] = {}
-    for chunk in _chunks(ids):
-        for row in conn.execute(select(*columns).where(c.lead_id.in_(chunk))).mappings():
-            old[row["lead_id"]] = dict(row)
-    return old
+    """The stored lifecycle columns a replacement compares and moves the aggregates by."""
+    return {
+        row[0]: dict(zip(_OLD_COLUMNS, row, strict=True))
+        for row in rows_where(conn, LIFECYCLE, _OLD_COLUMNS, "lead_id", ids)
+    }
 
 
 Transition = tuple[int, str, datetime, bool]  # cycle_no, stage, entered_at, inferred
@@ -213,13 +211,10 @@ def _old_contributions(
     funnel: Counter[FunnelKey] = Counter()
     revenue: dict[RevenueKey, tuple[int, Decimal]] = {}
     stored: dict[str, set[Transition]] = {lead_id: set() for lead_id in existing}
-    c = TRANSITIONS.c
-    for chunk in _chunks(existing):
-        query = select(c.lead_id, c.cycle_no, c.stage, c.entered_at, c.inferred).where(
-            c.lead_id.in_(chunk)
-        )
-        for lead_id, cycle_no, stage, entered_at, inferred in conn.execute(query):
-            stored[lead_id].add((cycle_no, stage, entered_at, bool(inferred)))
+    columns = ("lead_id", "cycle_no", "stage", "entered_at", "inferred")
+    found = rows_where(conn, TRANSITIONS, columns, "lead_id", existing)
+    for lead_id, cycle_no, stage, entered_at, inferred in found:
+        stored[lead_id].add((cycle_no, stage, entered_at, bool(inferred)))
     for lead_id in existing:
         row = old[lead_id]
         entries = ((entered_at, stage) for _, stage, entered_at, _ in stored[lead_id])
@@ -283,8 +278,8 @@ def _replace_lead_rows(
     won_before = [lead for lead, row in old.items() if row["stage"] == "won"]
     credits = [row for snap in fresh for row in snap.attribution]
     attributed = sorted({*won_before, *(row["lead_id"] for row in credits)})
-    for chunk in _chunks(attributed):
-        conn.execute(delete(ATTRIBUTION).where(ATTRIBUTION.c.lead_id.in_(chunk)))
+    for chunk in key_chunks(conn, attributed):
+        conn.execute(delete(ATTRIBUTION).where(among(conn, ATTRIBUTION.c.lead_id, chunk)))
     insert_rows(conn, ATTRIBUTION, credits)
     contacts = [{**snap.contact, "updated_at": now} for snap in fresh if snap.contact]
     insert_rows(conn, CONTACTS, contacts, upsert_key=("lead_id",))
@@ -294,11 +289,11 @@ def _replace_lead_rows(
 def _delete_leads(conn: Connection, ids: Sequence[str]) -> None:
     """Leads left with no event (every one lost to another lead) have no lifecycle row, and
     no personal data: the writer may not delete lead_contacts rows, so it empties them."""
-    for chunk in _chunks(ids):
-        conn.execute(delete(LIFECYCLE).where(LIFECYCLE.c.lead_id.in_(chunk)))
+    for chunk in key_chunks(conn, ids):
+        conn.execute(delete(LIFECYCLE).where(among(conn, LIFECYCLE.c.lead_id, chunk)))
         conn.execute(
             update(CONTACTS)
-            .where(CONTACTS.c.lead_id.in_(chunk))
+            .where(among(conn, CONTACTS.c.lead_id, chunk))
             .values(email=None, company=None, country=None)
         )
 
@@ -336,12 +331,9 @@ def _write_lifecycles(
 
 
 def _replace_sla(conn: Connection, fresh: Sequence[LeadSnapshot]) -> int:
-    c = SLA.c
-    stored: dict[tuple[str, int], tuple[Any, ...]] = {}
-    for chunk in _chunks([snap.lead_id for snap in fresh]):
-        query = select(c.lead_id, c.cycle_no, *(c[name] for name in _SLA_COLUMNS))
-        for found in conn.execute(query.where(c.lead_id.in_(chunk))):
-            stored[found[0], found[1]] = tuple(found[2:])
+    columns = ("lead_id", "cycle_no", *_SLA_COLUMNS)
+    ids = [snap.lead_id for snap in fresh]
+    stored = {(r[0], r[1]): r[2:] for r in rows_where(conn, SLA, columns, "lead_id", ids)}
     changed = []
     keep = set()
     for snap in fresh:
