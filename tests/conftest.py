@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from uuid import uuid4
 
@@ -42,17 +43,31 @@ def pg_admin() -> Iterator[Engine]:
     engine.dispose()
 
 
-@pytest.fixture
-def pg_schema_url(pg_admin: Engine) -> Iterator[str]:
-    """The URL of a fresh, empty PostgreSQL schema, dropped after the test."""
+@contextmanager
+def fresh_pg_schema(admin: Engine) -> Iterator[str]:
+    """The URL of a new, empty PostgreSQL schema, dropped on leaving."""
     schema = f"{SCHEMA_TAG}_{uuid4().hex[:8]}"
-    with pg_admin.begin() as conn:
+    with admin.begin() as conn:
         conn.execute(text(f'CREATE SCHEMA "{schema}"'))
     try:
         yield f"{PG_URL}?options=-csearch_path%3D{schema}"
     finally:
-        with pg_admin.begin() as conn:
+        with admin.begin() as conn:
             conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+
+
+@pytest.fixture
+def pg_schema_url(pg_admin: Engine) -> Iterator[str]:
+    """The URL of a fresh, empty PostgreSQL schema, dropped after the test."""
+    with fresh_pg_schema(pg_admin) as url:
+        yield url
+
+
+@pytest.fixture
+def other_pg_schema_url(pg_admin: Engine) -> Iterator[str]:
+    """A second fresh, empty PostgreSQL schema, dropped after the test."""
+    with fresh_pg_schema(pg_admin) as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -70,15 +85,8 @@ def other_url(database_url: str, tmp_path: Path, request: pytest.FixtureRequest)
     if database_url.startswith("sqlite"):
         yield f"sqlite:///{tmp_path / 'other.db'}"
         return
-    admin: Engine = request.getfixturevalue("pg_admin")
-    schema = f"{SCHEMA_TAG}_{uuid4().hex[:8]}"
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        yield f"{PG_URL}?options=-csearch_path%3D{schema}"
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+    with fresh_pg_schema(request.getfixturevalue("pg_admin")) as url:
+        yield url
 
 
 @pytest.fixture

@@ -7,10 +7,8 @@ from collections.abc import Iterator
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any
-from uuid import uuid4
 
 import pytest
-from sqlalchemy import Engine, text
 
 from leadflow.agents.batch import fold_batch
 from leadflow.agents.facts import Fact
@@ -22,22 +20,9 @@ from leadflow.schemas.records import LeadSnapshot
 from leadflow.sinks import SqlSink, make_engine, rows, upgrade
 from leadflow.sinks.models import LIFECYCLE, TABLES
 from tests.support.demo_store import CONFIG, DEMO_NOW
-from tests.support.fixtures import PG_URL
 from tests.support.queries import funnel_groupby, funnel_rows, table_rows
 
 BATCH = 200
-
-
-@pytest.fixture
-def second_schema_url(pg_admin: Engine) -> Iterator[str]:
-    schema = f"lftest_copy_{uuid4().hex[:10]}"
-    with pg_admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        yield f"{PG_URL}?options=-csearch_path%3D{schema}"
-    finally:
-        with pg_admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
 
 
 def _facts(leads: int) -> dict[str, list[Fact]]:
@@ -86,10 +71,10 @@ def _write(url: str, copy_min_rows: int, monkeypatch: pytest.MonkeyPatch) -> dic
 
 @pytest.mark.postgres
 def test_copy_stores_the_rows_of_row_by_row_statements(
-    pg_schema_url: str, second_schema_url: str, monkeypatch: pytest.MonkeyPatch
+    pg_schema_url: str, other_pg_schema_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     by_copy = _write(pg_schema_url, 1, monkeypatch)
-    by_rows = _write(second_schema_url, 10**9, monkeypatch)
+    by_rows = _write(other_pg_schema_url, 10**9, monkeypatch)
     assert by_copy["lead_lifecycle"] and by_copy["lead_events"] and by_copy["handoff_sla"]
     assert sum(by_copy["written"][len(by_copy["written"]) // 2 :]) == 0  # older, then replayed
     for name, expected in by_rows.items():
