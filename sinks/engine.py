@@ -12,6 +12,8 @@ from sqlalchemy.engine import URL, Connection, make_url
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 # SQLite has no statement timeout: a progress handler interrupts a statement that runs past
 # this deadline, so no write hangs on SQLite either (lock waits stop at the busy timeout).
+# Each statement SQLAlchemy runs, BEGIN included, starts the deadline again; statements sent
+# to the driver directly run within that of the statement before them.
 SQLITE_STATEMENT_TIMEOUT_MS = 20_000
 SQLITE_PROGRESS_STEPS = 20_000  # virtual machine steps between two deadline checks
 # Reads go through a memory map: a batch touches leads all over the file, and a page read
