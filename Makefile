@@ -25,6 +25,7 @@ run: $(STAMP)
 	$(BIN)/leadflow demo $$([ -t 0 ] && echo --keep-running)
 
 test: $(STAMP) test-tools
+	@$(BIN)/python -m tests.support.faust_sdist
 	$(BIN)/python -m pytest
 
 # Tools some tests drive for real, from Debian packages: a Prometheus server and promtool

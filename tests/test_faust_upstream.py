@@ -1,12 +1,12 @@
 """faust-streaming's own unit tests of the consumer and the aiokafka driver, patches installed.
 
-The tests come from the sdist of the pinned faust-streaming on PyPI, fetched at run time
-(none of faust's code is in this repository). They run in a subprocess with
-tests/support/faust_upstream_plugin.py, which installs leadflow's patches before faust's
-conftest is loaded. Every test passes except the expected differences below, each a test
-that asserts the very call a patch replaces; an expected difference that starts passing
-fails this test too, so the list stays true. After an upgrade of the pin, this shows at once
-what the patches break.
+The tests come from the sdist of the pinned faust-streaming on PyPI, which `make test` fetches
+before pytest starts (tests/support/faust_sdist.py; none of faust's code is in this
+repository). They run in a subprocess with tests/support/faust_upstream_plugin.py, which
+installs leadflow's patches before faust's conftest is loaded. Every test passes except the
+expected differences below, each a test that asserts the very call a patch replaces; an
+expected difference that starts passing fails this test too, so the list stays true. After
+an upgrade of the pin, this shows at once what the patches break.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.faust_sdist import sdist_path
 from tests.support.fixtures import unavailable
 
 pytestmark = [pytest.mark.slow]
@@ -39,23 +40,19 @@ MIN_PASSED = 250  # the two files hold 274 tests; fewer passing means they did n
 
 
 def fetch_tests(into: Path) -> Path:
-    """faust's test folder from the pinned version's sdist, extracted under ``into``."""
+    """faust's test folder from the pinned version's sdist (fetched by `make test`), extracted
+    under ``into``."""
+    sdist = sdist_path()
+    if not sdist.is_file():
+        unavailable(f"NO faust-streaming SDIST at {sdist} (make test fetches it)")
     version = metadata.version("faust-streaming")
-    download = into / "sdist"
-    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:"]
-    command += [f"faust-streaming=={version}", "-d", str(download), "--quiet"]
-    # A fresh pip cache builds the sdist's metadata first (minutes); later runs take seconds.
-    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
-    sdists = list(download.glob("faust_streaming-*.tar.gz"))
-    if done.returncode or not sdists:
-        unavailable(f"NO faust-streaming {version} SDIST ({done.stderr.strip()[-300:]})")
     root = into / "upstream"
-    with tarfile.open(sdists[0]) as sdist:
+    with tarfile.open(sdist) as archive:
         prefix = f"faust_streaming-{version}/"
-        members = [m for m in sdist.getmembers() if m.name.startswith(prefix + "tests/")]
+        members = [m for m in archive.getmembers() if m.name.startswith(prefix + "tests/")]
         for member in members:
             member.name = member.name.removeprefix(prefix)
-        sdist.extractall(root, members=members, filter="data")
+        archive.extractall(root, members=members, filter="data")
     missing = [f for f in FILES if not (root / f).is_file()]
     assert not missing, f"the faust-streaming {version} sdist lacks {missing}"
     return root
