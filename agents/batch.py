@@ -294,15 +294,19 @@ def recovered(
     config: FoldConfig,
     now: datetime,
     lost: Lost | None = None,
+    beaten: Lost | None = None,
 ) -> LeadUpdate:
-    """The lead refolded from its stored ``history`` and ``lost`` (its recorded losses) and
+    """The lead refolded from its stored ``history``, ``lost`` (its recorded losses) and
+    ``beaten`` (its recorded copies that lost to another of its copies) and
     whatever its table value holds; the table value's copy of an event wins (lead_events holds
     no personal data). The snapshot carries the lead_events rows of the table's events that
     ``history`` lacks."""
-    old, stored, held, beaten = decode_copies(raw)
+    old, stored, held, seen = decode_copies(raw)
+    for event_id, digests in (beaten or {}).items():
+        seen[event_id] = sorted({*seen.get(event_id, ()), *digests})
     known = {fact.event_id for fact in stored}
     running = LeadFold(
-        lead_id, config, [*stored, *(f for f in history if f.event_id not in known)], held, beaten
+        lead_id, config, [*stored, *(f for f in history if f.event_id not in known)], held, seen
     )
     running.retract((e, d) for e, digests in (lost or {}).items() for d in digests)
     update = _update(running, old, running.progress(), now, {})

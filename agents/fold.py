@@ -557,8 +557,16 @@ class LeadFold:
                 "country": contact.country,
             }
         attribution = attribution_rows(self.lead_id, self.facts, self._stage == "won")
+        beaten = sorted((e, d) for e, digests in self.beaten.items() for d in digests)
         return LeadSnapshot(
-            self.lead_id, version, lifecycle, transitions, sla_rows, contact_row, attribution
+            self.lead_id,
+            version,
+            lifecycle,
+            transitions,
+            sla_rows,
+            contact_row,
+            attribution,
+            beaten=beaten,
         )
 
 

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine
 
-from leadflow.agents.batch import fold_batch, refresh
+from leadflow.agents.batch import fold_batch, refresh, state_version
 from leadflow.agents.facts import Fact, canonical, copy_digest, to_micros
 from leadflow.agents.fold import fold
 from leadflow.agents.partitioning import partition_of
@@ -21,9 +21,10 @@ from leadflow.agents.processor import Incoming
 from leadflow.schemas.vocabulary import TYPE_RANK
 from leadflow.sinks import make_engine
 from tests.support.fold_cases import BASE_US, CONFIG, facts
+from tests.support.processors import ALL, NAMES, PARTITIONS, REKEYED, feed, run, worker
 from tests.support.processors import CONFIG as LIVE
-from tests.support.processors import NAMES, PARTITIONS, REKEYED, feed, worker
 from tests.support.queries import table_rows
+from tests.support.rebuilds import rebuild_when_free
 
 AT = datetime(2026, 5, 1, 10, 0, tzinfo=UTC)  # long past: an unanswered SLA is breached now
 LEAD = "L"
@@ -97,6 +98,24 @@ def test_a_winning_copy_that_meets_the_sla_reaches_the_store_and_the_topic(
     snapshots = [json.loads(v) for t, v in REKEYED[lead].records if t == NAMES.lifecycle]
     highest = max(snapshots, key=lambda s: s["version"])
     assert highest["stage"] == "sal"
+    (beaten,) = table_rows(engine, "lead_beaten_copies")
+    assert (beaten["event_id"], beaten["copy_sha256"]) == ("x", copy_digest(LEAD, LOSER))
+
+
+def test_rebuild_and_recovery_count_the_copy_that_lost(engine: Engine, migrated_url: str) -> None:
+    lead = worker(engine, {})
+    feed(lead, [CREATED, MQL, ASSIGNED, ACCEPTED])
+    lead.close()
+    version = lifecycle(engine)["version"]
+    moved = rebuild_when_free(migrated_url, LIVE)
+    assert moved.rewritten == 0, "the rebuild reads the copy that lost as the live fold did"
+    table: dict[str, bytes] = {}  # a lost changelog: the state comes back from the store
+    again = worker(engine, table)
+    run(lambda: again.recover(ALL))
+    feed(again, [ASSIGNED])  # a replay of the losing copy changes nothing
+    again.close()
+    assert state_version(table[LEAD]) == version
+    assert lifecycle(engine)["version"] == version
 
 
 HOUR = timedelta(hours=1)
