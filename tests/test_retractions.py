@@ -69,8 +69,9 @@ class StoreModel:
 
 
 def without_version(snapshot: LeadSnapshot) -> LeadSnapshot:
+    """The snapshot less what counts the copies seen: its version and its beaten copies."""
     lifecycle = {k: v for k, v in snapshot.lifecycle.items() if k != "version"}
-    return replace(snapshot, version=0, lifecycle=lifecycle)
+    return replace(snapshot, version=0, lifecycle=lifecycle, beaten=[])
 
 
 @settings(max_examples=300, deadline=None)
