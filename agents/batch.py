@@ -9,13 +9,20 @@ from datetime import datetime
 
 from leadflow.agents.codec import (
     STATE_LIMIT,
-    decode_lead,
+    decode_copies,
     encode_row,
     encode_state,
     event_row,
 )
 from leadflow.agents.facts import Fact, canonical
-from leadflow.agents.fold import FoldConfig, Header, LeadFold, Lost, header_of, lead_version
+from leadflow.agents.fold import (
+    FoldConfig,
+    Header,
+    LeadFold,
+    Lost,
+    header_of,
+    lead_version,
+)
 from leadflow.schemas.records import LeadSnapshot, Loss
 from leadflow.sinks.conflicts import CANONICAL
 
@@ -141,15 +148,17 @@ def fold_batch(
         raw = load(lead_id)
         entry = cache.take(lead_id, raw) if cache is not None else None
         if entry is None:
-            old, stored, lost = decode_lead(raw)
-            running = LeadFold(lead_id, config, stored, lost)
+            old, stored, lost, beaten = decode_copies(raw)
+            running = LeadFold(lead_id, config, stored, lost, beaten)
             rows: dict[str, bytes] = {}
         else:
             old, running, rows = entry.header, entry.fold, entry.rows
         before = running.progress()
         retracted = running.retract(lost_by_lead.get(lead_id, ()))
         admitted = _admit(running, items, limits.max_events, result)
+        known = running.beaten_count
         flags, losers = running.merge([fact for _, fact in admitted])
+        retracted |= running.beaten_count != known  # a new losing copy: a new version
         result.conflicts.extend(_conflicts(admitted, losers))
         fresh = [item for item, new in zip(admitted, flags, strict=True) if new]
         repeated = [item for item, new in zip(admitted, flags, strict=True) if not new]
@@ -213,7 +222,7 @@ def _admit(
 def _without(running: LeadFold, fresh: list[tuple[int, Fact]]) -> LeadFold:
     ids = {fact.event_id for _, fact in fresh}
     kept = [fact for fact in running.facts if fact.event_id not in ids]
-    return LeadFold(running.lead_id, running.config, kept, running.lost)
+    return LeadFold(running.lead_id, running.config, kept, running.lost, running.beaten)
 
 
 def _shrink(
@@ -232,7 +241,7 @@ def _shrink(
     low, high = 1, len(fresh) - 1  # all of fresh is known not to fit
     middle = 1  # first try one: a lead already at the limit costs one probe a batch
     while low <= high:
-        candidate = LeadFold(running.lead_id, running.config, base.facts, base.lost)
+        candidate = LeadFold(running.lead_id, running.config, base.facts, base.lost, base.beaten)
         candidate.add_many([fact for _, fact in fresh[:middle]])
         update = _update(candidate, old, before, now, rows)
         if len(update.state) <= limit:
@@ -268,13 +277,14 @@ def _with_events(update: LeadUpdate, fresh: list[Fact], losers: list[Fact]) -> L
 
 def state_version(raw: bytes | None) -> int:
     """The lowest version a snapshot of this table value can have (no clock breach)."""
-    _, facts, lost = decode_lead(raw)
-    return lead_version(len(facts), sum(map(len, lost.values())))
+    _, facts, lost, beaten = decode_copies(raw)
+    copies = len(facts) + sum(map(len, beaten.values()))
+    return lead_version(copies, sum(map(len, lost.values())))
 
 
 def lost_of(raw: bytes | None) -> set[tuple[str, str]]:
     """The (event_id, copy digest) of each copy of its lead the table value says lost."""
-    return {(event_id, d) for event_id, digests in decode_lead(raw)[2].items() for d in digests}
+    return {(event_id, d) for event_id, digests in decode_copies(raw)[2].items() for d in digests}
 
 
 def recovered(
@@ -284,15 +294,19 @@ def recovered(
     config: FoldConfig,
     now: datetime,
     lost: Lost | None = None,
+    beaten: Lost | None = None,
 ) -> LeadUpdate:
-    """The lead refolded from its stored ``history`` and ``lost`` (its recorded losses) and
+    """The lead refolded from its stored ``history``, ``lost`` (its recorded losses) and
+    ``beaten`` (its recorded copies that lost to another of its copies) and
     whatever its table value holds; the table value's copy of an event wins (lead_events holds
     no personal data). The snapshot carries the lead_events rows of the table's events that
     ``history`` lacks."""
-    old, stored, held = decode_lead(raw)
+    old, stored, held, seen = decode_copies(raw)
+    for event_id, digests in (beaten or {}).items():
+        seen[event_id] = sorted({*seen.get(event_id, ()), *digests})
     known = {fact.event_id for fact in stored}
     running = LeadFold(
-        lead_id, config, [*stored, *(f for f in history if f.event_id not in known)], held
+        lead_id, config, [*stored, *(f for f in history if f.event_id not in known)], held, seen
     )
     running.retract((e, d) for e, digests in (lost or {}).items() for d in digests)
     update = _update(running, old, running.progress(), now, {})
@@ -304,10 +318,10 @@ def refresh(
     lead_id: str, raw: bytes | None, config: FoldConfig, now: datetime
 ) -> LeadUpdate | None:
     """Re-read a lead at ``now`` with no new event: the update if the clock changed it."""
-    old, stored, lost = decode_lead(raw)
+    old, stored, lost, beaten = decode_copies(raw)
     if old is None:
         return None
-    running = LeadFold(lead_id, config, stored, lost)
+    running = LeadFold(lead_id, config, stored, lost, beaten)
     update = _update(running, old, running.progress(), now, {})
     return update if update.new != old else None
 
@@ -323,12 +337,12 @@ def _update(
     header = header_of(snapshot)
     entries, responded = running.progress()
     try:
-        state = encode_state(header, running.facts, rows, running.lost)
+        state = encode_state(header, running.facts, rows, running.lost, running.beaten)
     except KeyError:  # rows of facts new to ``rows``: encode them once, keep them
         for fact in running.facts:
             if fact.event_id not in rows:
                 rows[fact.event_id] = encode_row(fact)
-        state = encode_state(header, running.facts, rows, running.lost)
+        state = encode_state(header, running.facts, rows, running.lost, running.beaten)
     return LeadUpdate(
         running.lead_id,
         state,

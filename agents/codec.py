@@ -45,16 +45,19 @@ def encode_state(
     facts: list[Fact],
     rows: Mapping[str, bytes] | None = None,
     lost: Lost | None = None,
+    beaten: Lost | None = None,
 ) -> bytes:
     """The table value: a small header (for gauges and the SLA clock), the distinct facts and
     the lead's copies that lost to another lead's.
 
     Format 0, for leads with few facts: ``[stage, orphan, deadline_us, statuses, [facts]]``,
-    then ``{event_id: [copy digests]}`` of its copies that lost as a sixth item when the lead
-    lost any. Format 1, once the facts pass COMPRESS_ABOVE bytes: ``\\x01``, the header's
-    JSON array (the lost object its fifth item when any), a newline, then the facts' JSON
-    array compressed with zlib. Both decode, with or without the lost item; the encoding is a
-    function of the header, the set of facts and the lost object. ``rows``: each fact's
+    then ``{event_id: [copy digests]}`` of its copies that lost to another lead's as a sixth
+    item when the lead lost any, and of its copies that lost to another of its copies as a
+    seventh when any (the sixth then ``{}`` if need be). Format 1, once the facts pass
+    COMPRESS_ABOVE bytes: ``\\x01``, the header's JSON array (the two objects its fifth and
+    sixth items, the same way), a newline, then the facts' JSON array compressed with zlib.
+    Both decode, with or without either object; the encoding is a function of the header, the
+    set of facts and the two objects. ``rows``: each fact's
     :func:`encode_row` by ``event_id``, if already known (KeyError if one is missing).
     """
     if rows is None:
@@ -64,12 +67,18 @@ def encode_state(
     body = b"[" + b",".join(encoded) + b"]"
     head = orjson.dumps(list(header))
     tail = b""
-    if lost:
-        named = {event_id: sorted(digests) for event_id, digests in lost.items()}
-        tail = b"," + orjson.dumps(named, option=orjson.OPT_SORT_KEYS)
+    if lost or beaten:
+        tail = b"," + _digests(lost or {})
+    if beaten:
+        tail += b"," + _digests(beaten)
     if len(body) <= COMPRESS_ABOVE:
         return head[:-1] + b"," + body + tail + b"]"
     return _COMPRESSED + head[:-1] + tail + b"]\n" + zlib.compress(body, 1)
+
+
+def _digests(copies: Lost) -> bytes:
+    named = {event_id: sorted(digests) for event_id, digests in copies.items()}
+    return orjson.dumps(named, option=orjson.OPT_SORT_KEYS)
 
 
 def decode_state(raw: bytes | None) -> tuple[Header | None, list[Fact]]:
@@ -77,20 +86,31 @@ def decode_state(raw: bytes | None) -> tuple[Header | None, list[Fact]]:
     return header, facts
 
 
-def decode_lead(raw: bytes | None) -> tuple[Header | None, list[Fact], dict[str, list[str]]]:
-    """A table value's header, facts and lost copies (event_id -> copy digests; none in a
-    value that names none)."""
+Copies = dict[str, list[str]]  # event_id -> copy digests
+
+
+def decode_lead(raw: bytes | None) -> tuple[Header | None, list[Fact], Copies]:
+    """A table value's header, facts and copies lost to another lead's (event_id -> copy
+    digests; none in a value that names none)."""
+    header, facts, lost, _ = decode_copies(raw)
+    return header, facts, lost
+
+
+def decode_copies(raw: bytes | None) -> tuple[Header | None, list[Fact], Copies, Copies]:
+    """A table value's header, facts, copies lost to another lead's and copies lost to
+    another copy of the lead's (none in a value that names none)."""
     if not raw:
-        return None, [], {}
+        return None, [], {}, {}
     if raw[:1] == _COMPRESSED:
         head, _, body = raw[1:].partition(b"\n")  # orjson never writes a raw newline
         rows = orjson.loads(zlib.decompress(body))
-        stage, orphan, deadline, statuses, *lost = orjson.loads(head)
-        facts = [Fact(*row) for row in rows]
-        return Header(stage, orphan, deadline, statuses), facts, lost[0] if lost else {}
-    stage, orphan, deadline, statuses, rows, *lost = orjson.loads(raw)
+        stage, orphan, deadline, statuses, *copies = orjson.loads(head)
+    else:
+        stage, orphan, deadline, statuses, rows, *copies = orjson.loads(raw)
     facts = [Fact(*row) for row in rows]
-    return Header(stage, orphan, deadline, statuses), facts, lost[0] if lost else {}
+    lost = copies[0] if copies else {}
+    beaten = copies[1] if len(copies) > 1 else {}
+    return Header(stage, orphan, deadline, statuses), facts, lost, beaten
 
 
 def decode_header(raw: bytes) -> Header:

@@ -134,6 +134,7 @@ class LeadFold:
         "_source",
         "_stage",
         "_transitions",
+        "beaten",
         "config",
         "facts",
         "lead_id",
@@ -146,6 +147,7 @@ class LeadFold:
         config: FoldConfig,
         facts: Iterable[Fact] = (),
         lost: Lost | None = None,
+        beaten: Lost | None = None,
     ) -> None:
         self.lead_id = lead_id
         self.config = config
@@ -154,13 +156,21 @@ class LeadFold:
         # copy_digest of each. Such a copy is never folded again; another copy of the same
         # event_id is folded and competes in the store as any new copy.
         self.lost: dict[str, set[str]] = {k: set(v) for k, v in (lost or {}).items()}
+        # The lead's copies that lost to another copy of their event_id the lead sent (one that
+        # sorts first): event_id -> the copy_digest of each. They count in the version, so that
+        # the version is a function of the set of copies the lead ever saw.
+        self.beaten: dict[str, set[str]] = {k: set(v) for k, v in (beaten or {}).items()}
         self._ids: dict[str, Fact] = {}  # event_id -> the copy the lead keeps
         for fact in facts:
             if self._lost_copy(fact):
                 continue
             kept = self._ids.get(fact.event_id)
             if kept is None or self._wins(fact, kept):
+                if kept is not None:
+                    self._beat(kept)
                 self._ids[fact.event_id] = fact
+            elif not self._same(fact, kept):
+                self._beat(fact)
         self.facts = sorted(self._ids.values())
         self._marks: list[_Mark] = []  # _marks[j]: the state before facts[(j + 1) * MARK_EVERY]
         self._replay(0)
@@ -171,6 +181,10 @@ class LeadFold:
         """Whether ``fact`` is a copy this lead sent that lost to another lead's."""
         digests = self.lost.get(fact.event_id)
         return digests is not None and copy_digest(self.lead_id, fact) in digests
+
+    def _beat(self, fact: Fact) -> None:
+        """Remember ``fact`` as a copy that lost to a copy of this lead that sorts first."""
+        self.beaten.setdefault(fact.event_id, set()).add(copy_digest(self.lead_id, fact))
 
     def _wins(self, fact: Fact, kept: Fact) -> bool:
         """Whether ``fact`` displaces ``kept``, another copy of its event_id (contract section 2:
@@ -213,6 +227,8 @@ class LeadFold:
                 fresh[fact.event_id] = fact
             elif not self._same(fact, kept):
                 losers.append(fact)
+        for loser in losers:
+            self._beat(loser)
         if fresh:
             self._insert(sorted(fresh.values()), displaced)
         seen: set[str] = set()
@@ -269,6 +285,13 @@ class LeadFold:
     def lost_count(self) -> int:
         """How many of the lead's copies lost to another lead's."""
         return sum(map(len, self.lost.values()))
+
+    @property
+    def beaten_count(self) -> int:
+        """How many of the lead's copies lost to another copy of the lead's. Each counts in
+        the version whatever became of it since (kept again once the copy that beat it left,
+        lost to another lead's), so that no change of the lead leaves the version as it was."""
+        return sum(map(len, self.beaten.values()))
 
     def __contains__(self, event_id: str) -> bool:
         return event_id in self._ids
@@ -522,7 +545,7 @@ class LeadFold:
             }
             for number, stage, ts, inferred in self._transitions
         ]
-        version = lead_version(len(self.facts), self.lost_count, clock_breach)
+        version = lead_version(len(self.facts) + self.beaten_count, self.lost_count, clock_breach)
         lifecycle["version"] = version
         contact = self._contact
         contact_row = None
@@ -534,16 +557,25 @@ class LeadFold:
                 "country": contact.country,
             }
         attribution = attribution_rows(self.lead_id, self.facts, self._stage == "won")
+        beaten = sorted((e, d) for e, digests in self.beaten.items() for d in digests)
         return LeadSnapshot(
-            self.lead_id, version, lifecycle, transitions, sla_rows, contact_row, attribution
+            self.lead_id,
+            version,
+            lifecycle,
+            transitions,
+            sla_rows,
+            contact_row,
+            attribution,
+            beaten=beaten,
         )
 
 
-def lead_version(facts: int, lost: int, breach: bool = False) -> int:
-    """A snapshot's version: 2 per event kept, 4 per copy lost to another lead, 1 for a clock
-    breach. Losing the copy held raises it by 2 and every other change by at least 1 (contract
-    section 5)."""
-    return 2 * facts + 4 * lost + (1 if breach else 0)
+def lead_version(copies: int, lost: int, breach: bool = False) -> int:
+    """A snapshot's version: 2 per copy kept or lost to a copy of the lead that sorts first
+    (``copies``), 4 per copy lost to another lead, 1 for a clock breach. A function of the set
+    of copies seen: a new event, a new copy of an event_id and losing the copy held raise it
+    by 2, every other change by at least 1 (contract section 5)."""
+    return 2 * copies + 4 * lost + (1 if breach else 0)
 
 
 def _wall_clock_status(
@@ -579,7 +611,9 @@ def fold(
     config: FoldConfig,
     now: datetime,
     lost: Lost | None = None,
+    beaten: Lost | None = None,
 ) -> LeadSnapshot:
     """The pure fold: a lead's events (any order, duplicates allowed) to its rows at ``now``;
-    ``lost``: the lead's copies that lost to another lead's (event_id -> copy digests)."""
-    return LeadFold(lead_id, config, facts, lost).snapshot(now)
+    ``lost``: the lead's copies that lost to another lead's (event_id -> copy digests);
+    ``beaten``: its copies that lost to another of its copies, beyond those in ``facts``."""
+    return LeadFold(lead_id, config, facts, lost, beaten).snapshot(now)

@@ -13,10 +13,12 @@ from leadflow.schemas.vocabulary import TYPE_RANK
 from leadflow.sinks.history import (
     contacts_of,
     events_of,
+    losses_of,
     recorded_losses,
     stored_versions,
     unrecorded,
 )
+from leadflow.sinks.models import BEATEN
 
 
 def fact_of(row: dict[str, Any]) -> Fact:
@@ -62,6 +64,10 @@ class StoreHistory:
             if conn.dialect.name == "postgresql":  # a scan of every loss: no statement timeout
                 conn.execute(text("SET LOCAL statement_timeout = 0"))
             return recorded_losses(conn, keep)
+
+    def beaten(self, lead_ids: Sequence[str]) -> dict[str, dict[str, set[str]]]:
+        with self.engine.connect() as conn:
+            return losses_of(conn, lead_ids, BEATEN)
 
     def facts(self, lead_ids: Sequence[str]) -> dict[str, list[Fact]]:
         """Each lead's stored events; its first lead.created gets back the personal data that

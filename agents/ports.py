@@ -39,3 +39,7 @@ class History(Protocol):
         """The recorded losses of every lead ``keep`` accepts: each event_id another lead
         keeps, with the copy digests of the lead's copies that lost."""
         ...
+
+    def beaten(self, lead_ids: Sequence[str]) -> dict[str, dict[str, set[str]]]:
+        """The recorded copies of each lead that lost to another copy of the lead's."""
+        ...

@@ -342,6 +342,7 @@ class LeadProcessor:
             for start in range(0, len(refold), RECOVER_CHUNK):
                 chunk = refold[start : start + RECOVER_CHUNK]
                 facts = await _until_read(loop, history.facts, chunk)
+                beaten = await _until_read(loop, history.beaten, chunk)
                 now = utcnow()
                 updates = [
                     recovered(
@@ -351,6 +352,7 @@ class LeadProcessor:
                         self.config,
                         now,
                         losses.get(lead),
+                        beaten.get(lead),
                     )
                     for lead in chunk
                 ]

@@ -32,8 +32,8 @@ def rebuild(
                 take_store(conn, datetime.now(UTC), quiet)
                 for chunk in lead_chunks(conn):
                     snapshots = [
-                        LeadFold(lead_id, config, map(fact_of, rows), lost).snapshot(now)
-                        for lead_id, (rows, lost) in chunk.items()
+                        LeadFold(lead_id, config, map(fact_of, rows), lost, beaten).snapshot(now)
+                        for lead_id, (rows, lost, beaten) in chunk.items()
                     ]
                     replace_chunk(conn, snapshots, now, moved)
                 # Every cycle now follows this config: the store records its fingerprint.

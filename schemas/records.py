@@ -26,6 +26,8 @@ class LeadSnapshot:
     events: list[dict[str, Any]] = field(default_factory=list)
     # The event_ids of ``events`` whose row replaces a stored copy that lost (section 2).
     restated: list[str] = field(default_factory=list)
+    # (event_id, copy digest) of each copy the lead sent that lost to another of its copies.
+    beaten: list[tuple[str, str]] = field(default_factory=list)
 
     def __reduce__(self) -> tuple[Any, ...]:
         # A snapshot pickles as its field values: the slotted default would call

@@ -195,6 +195,21 @@ DICTIONARY: dict[str, TableDoc] = {
             "recorded_at": "when the store recorded the loss (UTC)",
         },
     ),
+    "lead_beaten_copies": TableDoc(
+        "one row per copy of an event_id a lead sent that lost to another copy the lead sent",
+        ("lead_id", "event_id", "copy_sha256"),
+        "Conflicting duplicates within one lead (contract section 2): each copy of an event_id"
+        " that lost to another copy of the same lead (the one whose canonical JSON sorts"
+        " first). Each counts in the lead's version, so that a winning copy always takes a"
+        " higher version than the copy it displaced. Never deleted: leadflow rebuild and the"
+        " workers' recovery read it.",
+        {
+            "lead_id": "the lead that sent both copies",
+            "event_id": "the event_id; lead_events holds the winning copy",
+            "copy_sha256": "sha256 of the canonical JSON of the copy that lost, in hex",
+            "recorded_at": "when the store recorded the copy (UTC)",
+        },
+    ),
     "lead_contacts": TableDoc(
         "one row per lead with contact details",
         ("lead_id",),

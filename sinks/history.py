@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, Table, select
 
 from leadflow.sinks.models import CONTACTS, EVENTS, LIFECYCLE, RETRACTIONS
 
@@ -41,9 +41,12 @@ def recorded_losses(conn: Connection, keep: Callable[[str], bool]) -> dict[str, 
     return found
 
 
-def losses_of(conn: Connection, lead_ids: Sequence[str]) -> dict[str, Lost]:
-    """The lead_retractions rows of each of these leads (those with none left out)."""
-    c = RETRACTIONS.c
+def losses_of(
+    conn: Connection, lead_ids: Sequence[str], table: Table = RETRACTIONS
+) -> dict[str, Lost]:
+    """The lead_retractions rows (or ``table``'s, lead_beaten_copies) of each of these leads
+    (those with none left out)."""
+    c = table.c
     found: dict[str, Lost] = {}
     for chunk in _chunks(lead_ids):
         query = select(c.lead_id, c.event_id, c.copy_sha256).where(c.lead_id.in_(chunk))

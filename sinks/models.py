@@ -173,6 +173,18 @@ class LeadRetraction(Base):
     recorded_at: Mapped[datetime]
 
 
+class LeadBeatenCopy(Base):
+    """A copy of an event_id a lead sent that lost to another copy the lead sent (section 2)."""
+
+    __tablename__ = "lead_beaten_copies"
+
+    lead_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    # sha256 of the canonical JSON of the lead's copy that lost, in hex.
+    copy_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    recorded_at: Mapped[datetime]
+
+
 class LeadContact(Base):
     """Personal data of a lead (from its first lead.created): never in the shared tables."""
 
@@ -244,6 +256,7 @@ DEAD_LETTERS: Table = DeadLetterRow.__table__  # type: ignore[assignment]
 CONTACTS: Table = LeadContact.__table__  # type: ignore[assignment]
 EVENTS: Table = LeadEvent.__table__  # type: ignore[assignment]
 RETRACTIONS: Table = LeadRetraction.__table__  # type: ignore[assignment]
+BEATEN: Table = LeadBeatenCopy.__table__  # type: ignore[assignment]
 ATTRIBUTION: Table = Attribution.__table__  # type: ignore[assignment]
 GOALS: Table = SharedGoal.__table__  # type: ignore[assignment]
 FX_RATES: Table = FxRate.__table__  # type: ignore[assignment]

@@ -13,7 +13,15 @@ from sqlalchemy import Connection, func, select, text, union
 from leadflow.schemas.errors import LeadflowError
 from leadflow.schemas.records import LeadSnapshot
 from leadflow.sinks.history import Lost, losses_of
-from leadflow.sinks.models import ATTRIBUTION, EVENTS, LIFECYCLE, RETRACTIONS, SLA, TRANSITIONS
+from leadflow.sinks.models import (
+    ATTRIBUTION,
+    BEATEN,
+    EVENTS,
+    LIFECYCLE,
+    RETRACTIONS,
+    SLA,
+    TRANSITIONS,
+)
 from leadflow.sinks.store import AGGREGATE_LOCK_ID, read_old_lifecycles, replace_leads
 
 LEADS_PER_CHUNK = 500
@@ -97,7 +105,8 @@ def _latest(conn: Connection, column: Any) -> datetime | None:
     return value
 
 
-History = dict[str, tuple[list[dict[str, Any]], Lost]]  # lead -> (events, losses)
+# lead -> (events, losses to other leads, copies beaten by another copy of the lead)
+History = dict[str, tuple[list[dict[str, Any]], Lost, Lost]]
 
 
 def lead_chunks(conn: Connection) -> Iterator[History]:
@@ -117,11 +126,13 @@ def lead_chunks(conn: Connection) -> Iterator[History]:
         )
         if not ids:
             return
-        rows: History = {lead_id: ([], {}) for lead_id in ids}
+        rows: History = {lead_id: ([], {}, {}) for lead_id in ids}
         for row in conn.execute(select(EVENTS).where(c.lead_id.in_(ids))).mappings():
             rows[row["lead_id"]][0].append(dict(row))
         for lead_id, lost in losses_of(conn, ids).items():
             rows[lead_id][1].update(lost)
+        for lead_id, beaten in losses_of(conn, ids, BEATEN).items():
+            rows[lead_id][2].update(beaten)
         yield rows
         last = ids[-1]
 

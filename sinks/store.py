@@ -30,6 +30,7 @@ from leadflow.sinks.errors import translate
 from leadflow.sinks.keys import among, key_chunks
 from leadflow.sinks.models import (
     ATTRIBUTION,
+    BEATEN,
     CONTACTS,
     DEAD_LETTERS,
     EVENTS,
@@ -111,6 +112,7 @@ def _latest(snapshots: Iterable[LeadSnapshot]) -> dict[str, LeadSnapshot]:
 def _write_snapshots(conn: Connection, snapshots: Sequence[LeadSnapshot], now: datetime) -> int:
     _lock_writers(conn)  # aggregate recomputes must see every other writer's committed rows
     latest = _latest(snapshots)
+    _record_beaten(conn, latest.values(), now)
     old = read_old_lifecycles(conn, sorted(latest))
     floors = tombstones(conn, sorted(lead for lead in latest if lead not in old))
     fresh = [
@@ -119,6 +121,17 @@ def _write_snapshots(conn: Connection, snapshots: Sequence[LeadSnapshot], now: d
         if _replaces(snap, old.get(snap.lead_id)) and snap.version >= floors.get(snap.lead_id, 0)
     ]
     return replace_leads(conn, fresh, old, now)
+
+
+def _record_beaten(conn: Connection, snapshots: Iterable[LeadSnapshot], now: datetime) -> None:
+    """Record each copy a lead's snapshot says lost to another of its copies (each counts in
+    the lead's version: rebuild and recovery read them)."""
+    rows = [
+        {"lead_id": snap.lead_id, "event_id": e, "copy_sha256": d, "recorded_at": now}
+        for snap in snapshots
+        for e, d in snap.beaten
+    ]
+    insert_rows(conn, BEATEN, rows, ignore_key=("lead_id", "event_id", "copy_sha256"))
 
 
 def tombstones(conn: Connection, ids: Sequence[str]) -> dict[str, int]:

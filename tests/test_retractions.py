@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine
 
 from leadflow.agents.batch import fold_batch, lost_of
-from leadflow.agents.codec import decode_lead, encode_retraction, encode_state
+from leadflow.agents.codec import decode_copies, decode_lead, encode_retraction, encode_state
 from leadflow.agents.facts import Fact, canonical, copy_digest, to_micros
 from leadflow.agents.fold import Header, LeadFold, fold
 from leadflow.agents.partitioning import partition_of
@@ -69,8 +69,9 @@ class StoreModel:
 
 
 def without_version(snapshot: LeadSnapshot) -> LeadSnapshot:
+    """The snapshot less what counts the copies seen: its version and its beaten copies."""
     lifecycle = {k: v for k, v in snapshot.lifecycle.items() if k != "version"}
-    return replace(snapshot, version=0, lifecycle=lifecycle)
+    return replace(snapshot, version=0, lifecycle=lifecycle, beaten=[])
 
 
 @settings(max_examples=300, deadline=None)
@@ -119,11 +120,15 @@ def test_any_order_and_batching_of_copies_and_retractions_gives_the_pure_fold(
         mine = [copy] if lead == winner else []
         lost = {SHARED: {"-"}} if lead != winner and any(w == lead for w, _, _ in shared) else {}
         want = fold(lead, own[lead] + mine, CONFIG, NOW, lost)
-        _, held, held_lost = decode_lead(table.get(lead))
-        got = LeadFold(lead, CONFIG, held, held_lost).snapshot(NOW)
+        _, held, held_lost, beaten = decode_copies(table.get(lead))
+        got = LeadFold(lead, CONFIG, held, held_lost, beaten).snapshot(NOW)
         assert without_version(got) == without_version(want), lead
-        assert got == fold(lead, own[lead] + mine, CONFIG, NOW, store.lost(lead)), lead
+        assert got == fold(lead, own[lead] + mine, CONFIG, NOW, store.lost(lead), beaten), lead
         assert {k: set(v) for k, v in held_lost.items()} == store.lost(lead), lead
+        # Every copy of the shared event_id the lead sent counts in its version.
+        sent = {copy_digest(lead, fact) for who, fact, _ in shared if who == lead}
+        kept = {copy_digest(lead, fact) for fact in held if fact.event_id == SHARED}
+        assert kept | set(beaten.get(SHARED, ())) | store.lost(lead).get(SHARED, set()) == sent
 
 
 def test_a_state_written_before_losses_existed_still_decodes() -> None:

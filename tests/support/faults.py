@@ -212,7 +212,8 @@ def expected_of(
     ``conflicting_duplicate`` dead letter. Every other lead that sent a copy lost the event
     (section 7, lead_retractions): it is folded without it, and a lead left with no event has
     no rows. Its version counts one lost copy: exact when each lead sends one copy of an id
-    (with several, how many of them the store records as lost depends on their order).
+    (with several, how many of them the store records as lost depends on their order), and
+    every copy of a lead but its own that sorts first counts as a copy it beat.
     """
     copies: dict[str, dict[bytes, tuple[str, Fact]]] = defaultdict(dict)
     invalid = total = 0
@@ -226,6 +227,7 @@ def expected_of(
             invalid += 1
     facts: dict[str, list[Fact]] = defaultdict(list)
     lost: dict[str, dict[str, set[str]]] = defaultdict(dict)
+    beaten: dict[str, dict[str, set[str]]] = defaultdict(dict)
     for event_id, distinct in copies.items():
         lead_id, fact = distinct[min(distinct)]
         facts[lead_id].append(fact)
@@ -234,12 +236,23 @@ def expected_of(
             loser, _ = distinct[key]
             if loser != lead_id:
                 lost[loser][event_id] = {hashlib.sha256(key).hexdigest()}
+        for lead, keys in _by_lead(distinct).items():  # beaten by the lead's own first copy
+            if len(keys) > 1:
+                beaten[lead][event_id] = {hashlib.sha256(key).hexdigest() for key in keys[1:]}
     leads = {
-        lead: fold(lead, facts.get(lead, []), config, now, lost.get(lead))
+        lead: fold(lead, facts.get(lead, []), config, now, lost.get(lead), beaten.get(lead))
         for lead in {*facts, *lost}
     }
     kept = {lead: snap for lead, snap in leads.items() if snap.lifecycle["event_count"]}
     return Expected(kept, invalid, total)
+
+
+def _by_lead(distinct: dict[bytes, tuple[str, Fact]]) -> dict[str, list[bytes]]:
+    """The canonical JSON of each lead's copies, in sort order."""
+    found: dict[str, list[bytes]] = defaultdict(list)
+    for key in sorted(distinct):
+        found[distinct[key][0]].append(key)
+    return found
 
 
 def store_totals(url: str) -> tuple[int, int]:
