@@ -161,28 +161,27 @@ class LeadEvent(Base):
     received_at: Mapped[datetime]
 
 
-class LeadRetraction(Base):
+class _LosingCopy:
+    """A copy of an event_id a lead sent that lost (contract section 2), and when the store
+    recorded it."""
+
+    lead_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    # sha256 of the canonical JSON of the lead's copy that lost, in hex.
+    copy_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    recorded_at: Mapped[datetime]
+
+
+class LeadRetraction(_LosingCopy, Base):
     """An event_id a lead sent whose copy another lead keeps (contract section 2)."""
 
     __tablename__ = "lead_retractions"
 
-    lead_id: Mapped[str] = mapped_column(String(128), primary_key=True)
-    event_id: Mapped[str] = mapped_column(String(128), primary_key=True)
-    # sha256 of the canonical JSON of the lead's copy that lost, in hex.
-    copy_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
-    recorded_at: Mapped[datetime]
 
-
-class LeadBeatenCopy(Base):
+class LeadBeatenCopy(_LosingCopy, Base):
     """A copy of an event_id a lead sent that lost to another copy the lead sent (section 2)."""
 
     __tablename__ = "lead_beaten_copies"
-
-    lead_id: Mapped[str] = mapped_column(String(128), primary_key=True)
-    event_id: Mapped[str] = mapped_column(String(128), primary_key=True)
-    # sha256 of the canonical JSON of the lead's copy that lost, in hex.
-    copy_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
-    recorded_at: Mapped[datetime]
 
 
 class LeadContact(Base):
